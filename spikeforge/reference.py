@@ -1,0 +1,102 @@
+"""Bit-exact integer reference simulator of a QNet (SPEC.md §2, §3, §5), in numpy.
+
+Vectorised over a batch of samples. The hardware is checked against this, so
+it follows the spec literally: floor shifts, saturation, then compare and reset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from spikeforge.qnet import Layer, QNet, Reset
+
+__all__ = ["COUNTERS", "RefResult", "layer_step", "predict", "simulate"]
+
+COUNTERS = ("synaptic_events", "neuron_updates", "weight_reads", "spikes_out")
+
+
+@dataclass
+class RefResult:
+    """What the reference reports for a batch of ``N`` samples of ``T`` steps.
+
+    ``spikes[name]`` is uint8 ``[N, T, n_out]`` (spiking layers only),
+    ``membrane[name]`` the final membrane int64 ``[N, n_out]`` for every layer,
+    ``counters[name][counter]`` int64 ``[N]``.
+    """
+
+    spikes: dict[str, np.ndarray]
+    membrane: dict[str, np.ndarray]
+    counters: dict[str, dict[str, np.ndarray]]
+    scores: np.ndarray
+    predictions: np.ndarray
+
+
+def layer_step(layer: Layer, v: np.ndarray, s_in: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One time step of one layer for a batch.
+
+    ``v`` is int64 ``[N, n_out]`` and ``s_in`` is ``[N, n_in]`` of 0/1; returns the new
+    membrane and the output spikes (uint8; all zero for a readout layer)::
+
+        I = W @ s_in ; v = sat(v - sum(v >> k) + I + bias) ; s = v >= theta ; reset
+    """
+    current = s_in.astype(np.int64) @ layer.weights.T
+    leaked = v.copy()
+    for k in layer.leak_shifts:
+        leaked -= v >> k
+    lo, hi = layer.membrane_range
+    v = np.clip(leaked + current + layer.biases, lo, hi)
+    if not layer.fire:
+        return v, np.zeros(v.shape, dtype=np.uint8)
+    theta = layer.thresholds
+    spikes = v >= theta
+    if layer.reset is Reset.ZERO:
+        v = np.where(spikes, 0, v)
+    elif layer.reset is Reset.SUBTRACT:
+        v = np.where(spikes, v - theta, v)
+    return v, spikes.astype(np.uint8)
+
+
+def simulate(net: QNet, spikes_in: np.ndarray) -> RefResult:
+    """Run ``spikes_in`` (0/1, ``[N, T, n_in]`` or ``[T, n_in]``) through ``net``."""
+    x = np.asarray(spikes_in)
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3 or x.shape[2] != net.n_in:
+        raise ValueError(f"input spikes must be [N, T, {net.n_in}], not {list(x.shape)}")
+    if x.size and not np.isin(x, (0, 1)).all():
+        raise ValueError("input spikes must be 0 or 1")
+    n, t_steps, _ = x.shape
+    v = {l.name: np.zeros((n, l.n_out), dtype=np.int64) for l in net.layers}
+    out = {l.name: np.zeros((n, t_steps, l.n_out), dtype=np.uint8) for l in net.layers if l.fire}
+    syn = {l.name: np.zeros(n, dtype=np.int64) for l in net.layers}
+    reads = {l.name: np.zeros(n, dtype=np.int64) for l in net.layers}
+    for t in range(t_steps):
+        s = x[:, t, :]
+        for layer in net.layers:
+            n_spk = s.sum(axis=1, dtype=np.int64)
+            # The crossbar visits every synapse of a spiking axon: one row read, n_out adds.
+            reads[layer.name] += n_spk
+            syn[layer.name] += n_spk * layer.n_out
+            v[layer.name], s = layer_step(layer, v[layer.name], s)
+            if layer.fire:
+                out[layer.name][:, t, :] = s
+    counters = {}
+    for layer in net.layers:
+        counters[layer.name] = {
+            "synaptic_events": syn[layer.name],
+            "neuron_updates": np.full(n, t_steps * layer.n_out, dtype=np.int64),
+            "weight_reads": reads[layer.name],
+            "spikes_out": (out[layer.name].sum(axis=(1, 2), dtype=np.int64) if layer.fire
+                           else np.zeros(n, dtype=np.int64)),
+        }
+    last = net.layers[-1]
+    scores = v[last.name] if not last.fire else out[last.name].sum(axis=1, dtype=np.int64)
+    return RefResult(spikes=out, membrane=v, counters=counters, scores=scores,
+                     predictions=predict(scores))
+
+
+def predict(scores: np.ndarray) -> np.ndarray:
+    """Index of the largest score per row; ties go to the lowest index (np.argmax does)."""
+    return np.argmax(scores, axis=-1)
