@@ -1,0 +1,145 @@
+"""Pure step functions of the float neurons (the training twin of SPEC.md §2).
+
+The integer reference computes, per step, ``v = sat(leak(v) + I + bias)``, then
+compares and resets. The float neurons here follow the same order with
+``leak(v) = beta * v`` and ``beta = 1 - sum(2^-k for k in leak_shifts)``::
+
+    v = beta * v + I          # I = W @ s_in + bias
+    s = (v >= theta)          # LIF only
+    v = reset(v, s)           # zero: v = 0 where s; subtract: v = v - theta where s
+
+A readout neuron integrates only (no spike, no reset).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+
+from spikeforge.qnet import Reset
+
+from .surrogate import DEFAULT_SCALE, Surrogate, spike
+
+__all__ = ["LIFParams", "beta_from_shifts", "lif_step", "readout_step"]
+
+
+def beta_from_shifts(leak_shifts: Iterable[int]) -> float:
+    """Leak factor ``1 - sum(2^-k)`` of hardware leak shifts (``()`` gives 1, an IF neuron).
+
+    Parameters
+    ----------
+    leak_shifts : iterable of int
+        Distinct shifts ``k >= 1``.
+
+    Returns
+    -------
+    float
+        ``beta`` in ``(0, 1]``.
+    """
+    shifts = tuple(leak_shifts)
+    if any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in shifts):
+        raise ValueError(f"leak_shifts must be integers >= 1, not {list(shifts)!r}")
+    if len(set(shifts)) != len(shifts):
+        raise ValueError(f"leak_shifts must be distinct, not {list(shifts)!r}")
+    beta = 1.0 - sum(2.0**-k for k in shifts)
+    if beta <= 0.0:
+        raise ValueError(f"leak_shifts {list(shifts)!r} remove the whole membrane (beta <= 0)")
+    return beta
+
+
+@dataclass(frozen=True)
+class LIFParams:
+    """Parameters of a layer of LIF neurons.
+
+    Attributes
+    ----------
+    beta : float
+        Leak factor in ``(0, 1]``.
+    threshold : float
+        Firing threshold ``theta > 0``.
+    reset : Reset
+        ``Reset.ZERO`` or ``Reset.SUBTRACT``.
+    surrogate : Surrogate
+        Pseudo-derivative of the spike in the backward pass.
+    scale : float
+        Its parameter (see :func:`spikeforge.model.surrogate.surrogate_grad`).
+    """
+
+    beta: float
+    threshold: float
+    reset: Reset = Reset.ZERO
+    surrogate: Surrogate = Surrogate.FAST_SIGMOID
+    scale: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.beta <= 1.0:
+            raise ValueError(f"beta must lie in (0, 1], not {self.beta!r}")
+        if not self.threshold > 0.0:
+            raise ValueError(f"threshold must be positive, not {self.threshold!r}")
+        if self.reset not in (Reset.ZERO, Reset.SUBTRACT):
+            raise ValueError(
+                f"a spiking layer needs Reset.ZERO or Reset.SUBTRACT, not {self.reset!r}"
+            )
+        if not isinstance(self.surrogate, Surrogate):
+            raise ValueError(f"surrogate must be a Surrogate, not {self.surrogate!r}")
+        if self.scale is None:
+            object.__setattr__(self, "scale", DEFAULT_SCALE[self.surrogate])
+        elif not self.scale > 0.0:
+            raise ValueError(f"scale must be positive, not {self.scale!r}")
+
+
+def lif_step(current: torch.Tensor, v: torch.Tensor,
+             params: LIFParams) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of a layer of LIF neurons.
+
+    ``v' = beta * v + I``; ``s = v' >= theta``; then ``v' = 0`` (zero) or
+    ``v' = v' - theta`` (subtract) where ``s``. The reset uses the spikes
+    detached from the graph: the gradient flows through the spike output and
+    the leak, not through the reset (Zenke & Vogels 2021).
+
+    Parameters
+    ----------
+    current : torch.Tensor
+        Input current ``I = W s_in + bias``, ``[B, n]``.
+    v : torch.Tensor
+        Membrane before the step, ``[B, n]``.
+    params : LIFParams
+        Layer parameters.
+
+    Returns
+    -------
+    spikes : torch.Tensor
+        0/1 ``[B, n]``.
+    v : torch.Tensor
+        Membrane after the reset, ``[B, n]``.
+    """
+    v = params.beta * v + current
+    s = spike(v - params.threshold, params.surrogate, params.scale)
+    sd = s.detach()
+    if params.reset is Reset.ZERO:
+        v = v * (1.0 - sd)
+    else:
+        v = v - params.threshold * sd
+    return s, v
+
+
+def readout_step(current: torch.Tensor, v: torch.Tensor, beta: float) -> torch.Tensor:
+    """One step of a readout (non-firing) layer: ``v' = beta * v + I``.
+
+    Parameters
+    ----------
+    current : torch.Tensor
+        Input current, ``[B, n]``.
+    v : torch.Tensor
+        Membrane before the step, ``[B, n]``.
+    beta : float
+        Leak factor in ``(0, 1]``.
+
+    Returns
+    -------
+    torch.Tensor
+        Membrane after the step.
+    """
+    return beta * v + current
