@@ -1,0 +1,3 @@
+"""spikeforge.boards: see the open issues for what lands here."""
+
+__all__: list[str] = []

@@ -1,0 +1,32 @@
+"""Verilog generation for a QNet (deterministic: same QNet, same bytes)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from amaranth.back import verilog
+
+from spikeforge.hw.top import Network
+from spikeforge.qnet import QNet
+
+__all__ = ["TOP_NAME", "to_verilog", "write_verilog"]
+
+TOP_NAME = "spikeforge_top"
+
+
+def to_verilog(qnet: QNet, name: str = TOP_NAME) -> str:
+    """Return the Verilog text of the network top for ``qnet``."""
+    top = Network(qnet)
+    return verilog.convert(top, name=name, emit_src=False)
+
+
+def write_verilog(qnet: QNet, out_dir: str | os.PathLike[str], name: str = TOP_NAME) -> Path:
+    """Write ``out_dir/NAME.v`` atomically and return its path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.v"
+    tmp = path.with_suffix(".v.tmp")
+    tmp.write_text(to_verilog(qnet, name))
+    os.replace(tmp, path)
+    return path

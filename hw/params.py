@@ -1,0 +1,150 @@
+"""Frozen hardware parameters derived from a QNet layer (never guessed).
+
+One object per block, shared by the component, the tests and the reports;
+derived widths are properties, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from spikeforge.qnet import Layer, QNet, Reset
+
+__all__ = ["LayerParams", "NetworkParams", "index_bits"]
+
+
+def index_bits(n: int) -> int:
+    """Width of an index in ``0 .. n-1`` (at least 1 bit)."""
+    return max(1, (n - 1).bit_length())
+
+
+def _count_bits(max_count: int) -> int:
+    return max(1, int(max_count).bit_length())
+
+
+@dataclass(frozen=True)
+class LayerParams:
+    """What one dense layer's hardware needs to know, all derived from a QNet ``Layer``."""
+
+    layer: Layer
+    timesteps: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.layer, Layer):
+            raise TypeError(f"layer must be a spikeforge.qnet.Layer, not {self.layer!r}")
+        if not isinstance(self.timesteps, int) or self.timesteps < 1:
+            raise ValueError(f"timesteps must be a positive integer, not {self.timesteps!r}")
+
+    @property
+    def name(self) -> str:
+        return self.layer.name
+
+    @property
+    def n_in(self) -> int:
+        return self.layer.n_in
+
+    @property
+    def n_out(self) -> int:
+        return self.layer.n_out
+
+    @property
+    def weight_bits(self) -> int:
+        return self.layer.weight_bits
+
+    @property
+    def membrane_bits(self) -> int:
+        return self.layer.membrane_bits
+
+    @property
+    def acc_bits(self) -> int:
+        """Signed accumulator width that holds any input current exactly (SPEC §2)."""
+        return self.layer.accumulator_bits
+
+    @property
+    def in_index_bits(self) -> int:
+        return index_bits(self.n_in)
+
+    @property
+    def out_index_bits(self) -> int:
+        return index_bits(self.n_out)
+
+    @property
+    def row_bits(self) -> int:
+        """Width of one weight-memory word: one axon's weights to every neuron."""
+        return self.n_out * self.weight_bits
+
+    @property
+    def memory_bits(self) -> int:
+        return self.row_bits * self.n_in
+
+    @property
+    def fire(self) -> bool:
+        return self.layer.fire
+
+    @property
+    def reset(self) -> Reset:
+        return self.layer.reset
+
+    @property
+    def counter_bits(self) -> int:
+        """Counter width from the largest count a sample can reach (synaptic events)."""
+        return _count_bits(self.timesteps * self.n_in * self.n_out)
+
+    def packed_rows(self) -> list[int]:
+        """Weight memory contents: row ``i`` packs ``W[j][i]`` at bits ``j*wb ..``."""
+        wb = self.weight_bits
+        mask = (1 << wb) - 1
+        rows = []
+        for i in range(self.n_in):
+            word = 0
+            for j in range(self.n_out):
+                word |= (int(self.layer.weights[j, i]) & mask) << (j * wb)
+            rows.append(word)
+        return rows
+
+
+@dataclass(frozen=True)
+class NetworkParams:
+    """Parameters of the whole network top, derived from a QNet."""
+
+    qnet: QNet
+
+    @property
+    def layers(self) -> tuple[LayerParams, ...]:
+        return tuple(LayerParams(layer, self.qnet.timesteps) for layer in self.qnet.layers)
+
+    @property
+    def timesteps(self) -> int:
+        return self.qnet.timesteps
+
+    @property
+    def step_bits(self) -> int:
+        return _count_bits(self.timesteps)
+
+    @property
+    def cycle_bits(self) -> int:
+        """Cycle counter width: generous bound of every layer's work for every step."""
+        per_step = sum(p.n_in + p.n_out + 4 for p in self.layers)
+        return _count_bits(self.timesteps * per_step * 4) + 1
+
+    @property
+    def memory_bits(self) -> int:
+        return sum(p.memory_bits for p in self.layers)
+
+    def describe(self) -> dict:
+        """A JSON-ready description of the generated instance."""
+        return {
+            "timesteps": self.timesteps,
+            "layers": [
+                {
+                    "name": p.name, "n_in": p.n_in, "n_out": p.n_out,
+                    "weight_bits": p.weight_bits, "membrane_bits": p.membrane_bits,
+                    "accumulator_bits": p.acc_bits, "memory_words": p.n_in,
+                    "memory_word_bits": p.row_bits, "memory_bits": p.memory_bits,
+                    "neuron_lanes": p.n_out, "counter_bits": p.counter_bits,
+                }
+                for p in self.layers
+            ],
+            "memory_bits": self.memory_bits,
+            "multipliers": 0,
+        }

@@ -1,0 +1,182 @@
+"""How a testbench talks to the generated network top, without any simulator.
+
+Packing of stimulus events, decoding of probe values (membranes, counters,
+taps), the record of one RTL run, and the comparison with the reference. Used
+by the Amaranth-simulator tests and by the cocotb testbench alike, so both
+read the DUT the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from spikeforge.hw.events import EventKind
+from spikeforge.hw.layer import COUNTER_NAMES
+from spikeforge.hw.params import LayerParams, NetworkParams
+from spikeforge.reference import RefResult
+
+__all__ = [
+    "Mismatch",
+    "RtlResult",
+    "SampleRecorder",
+    "compare",
+    "decode_counters",
+    "decode_membrane",
+    "pack_event",
+    "sample_events",
+    "unpack_event",
+]
+
+_SPIKE = EventKind.SPIKE.value
+_STEP_END = EventKind.STEP_END.value
+
+
+def pack_event(kind: int, index: int = 0) -> int:
+    """Payload integer of an event (``kind`` is bit 0, ``index`` above it)."""
+    return (index << 1) | kind
+
+
+def unpack_event(value: int) -> tuple[int, int]:
+    return value & 1, value >> 1
+
+
+def sample_events(spikes: np.ndarray) -> list[int]:
+    """Packed events for one sample ``[T, n_in]``: spike indices, then STEP_END, per step."""
+    events = []
+    for row in np.asarray(spikes):
+        events.extend(pack_event(_SPIKE, int(i)) for i in np.flatnonzero(row))
+        events.append(pack_event(_STEP_END))
+    return events
+
+
+def _signed(value: int, bits: int) -> int:
+    value &= (1 << bits) - 1
+    return value - (1 << bits) if value >> (bits - 1) else value
+
+
+def decode_membrane(value: int, p: LayerParams) -> np.ndarray:
+    vb = p.membrane_bits
+    return np.array([_signed(value >> (j * vb), vb) for j in range(p.n_out)], dtype=np.int64)
+
+
+def decode_counters(value: int, p: LayerParams) -> dict[str, int]:
+    cb = p.counter_bits
+    mask = (1 << cb) - 1
+    return {name: (value >> (k * cb)) & mask for k, name in enumerate(COUNTER_NAMES)}
+
+
+class SampleRecorder:
+    """Rebuilds per-step spike matrices from the taps of one sample."""
+
+    def __init__(self, params: NetworkParams):
+        self._params = params
+        t_steps = params.timesteps
+        self.spikes = {p.name: np.zeros((t_steps, p.n_out), dtype=np.uint8)
+                       for p in params.layers if p.fire}
+        self.step = {p.name: 0 for p in params.layers}
+        self.errors: list[str] = []
+
+    def on_tap(self, name: str, payload: int) -> None:
+        kind, index = unpack_event(payload)
+        t = self.step[name]
+        if t >= self._params.timesteps:
+            self.errors.append(f"layer {name}: event after the last step")
+            return
+        if kind == _STEP_END:
+            self.step[name] = t + 1
+        elif name not in self.spikes:
+            self.errors.append(f"layer {name}: readout layer emitted a spike")
+        elif self.spikes[name][t, index]:
+            self.errors.append(f"layer {name}: spike {index} at step {t} emitted twice")
+        else:
+            self.spikes[name][t, index] = 1
+
+
+@dataclass
+class RtlResult:
+    """What an RTL run reports, shaped like :class:`spikeforge.reference.RefResult`."""
+
+    spikes: dict[str, np.ndarray]
+    membrane: dict[str, np.ndarray]
+    counters: dict[str, dict[str, np.ndarray]]
+    cycles: np.ndarray
+    errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def empty(cls, params: NetworkParams, n: int) -> RtlResult:
+        t_steps = params.timesteps
+        return cls(
+            spikes={p.name: np.zeros((n, t_steps, p.n_out), dtype=np.uint8)
+                    for p in params.layers if p.fire},
+            membrane={p.name: np.zeros((n, p.n_out), dtype=np.int64) for p in params.layers},
+            counters={p.name: {c: np.zeros(n, dtype=np.int64) for c in COUNTER_NAMES}
+                      for p in params.layers},
+            cycles=np.zeros(n, dtype=np.int64),
+        )
+
+    def to_npz_dict(self) -> dict[str, np.ndarray]:
+        out = {f"spikes.{k}": v for k, v in self.spikes.items()}
+        out |= {f"membrane.{k}": v for k, v in self.membrane.items()}
+        for name, cs in self.counters.items():
+            out |= {f"counters.{name}.{c}": v for c, v in cs.items()}
+        out["cycles"] = self.cycles
+        out["errors"] = np.array(self.errors, dtype=str)
+        return out
+
+    @classmethod
+    def from_npz_dict(cls, d) -> RtlResult:
+        spikes, membrane, counters = {}, {}, {}
+        for key in d:
+            part = key.split(".")
+            if part[0] == "spikes":
+                spikes[part[1]] = np.asarray(d[key])
+            elif part[0] == "membrane":
+                membrane[part[1]] = np.asarray(d[key])
+            elif part[0] == "counters":
+                counters.setdefault(part[1], {})[part[2]] = np.asarray(d[key])
+        return cls(spikes=spikes, membrane=membrane, counters=counters,
+                   cycles=np.asarray(d["cycles"]), errors=[str(e) for e in d["errors"]])
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """The first difference found in one sample."""
+
+    sample: int
+    what: str  # "spikes", "membrane", "counter", "protocol"
+    layer: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"sample {self.sample}: {self.what} of layer {self.layer}: {self.detail}"
+
+
+def compare(ref: RefResult, rtl: RtlResult) -> list[Mismatch]:
+    """One :class:`Mismatch` per sample whose spikes, membranes or counters differ."""
+    found: dict[int, Mismatch] = {}
+
+    def note(n: int, what: str, layer: str, detail: str) -> None:
+        found.setdefault(n, Mismatch(n, what, layer, detail))
+
+    for err in rtl.errors:
+        n = int(err.split(":")[0].split()[-1]) if err.startswith("sample") else -1
+        note(n, "protocol", "-", err)
+    for name, ref_s in ref.spikes.items():
+        diff = np.argwhere(ref_s != rtl.spikes[name])
+        for n, t, j in diff:
+            note(int(n), "spikes", name,
+                 f"first difference at step {t}, neuron {j}: reference {ref_s[n, t, j]}, "
+                 f"RTL {rtl.spikes[name][n, t, j]}")
+    for name, ref_v in ref.membrane.items():
+        for n, j in np.argwhere(ref_v != rtl.membrane[name]):
+            note(int(n), "membrane", name,
+                 f"final membrane of neuron {j}: reference {ref_v[n, j]}, "
+                 f"RTL {rtl.membrane[name][n, j]}")
+    for name, cs in ref.counters.items():
+        for c, ref_c in cs.items():
+            for n in np.flatnonzero(ref_c != rtl.counters[name][c]):
+                note(int(n), "counter", name,
+                     f"{c}: reference {ref_c[n]}, RTL {rtl.counters[name][c][n]}")
+    return [found[k] for k in sorted(found)]
