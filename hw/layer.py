@@ -10,7 +10,7 @@ already accumulates the spikes of step ``t+1``.
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Signal
+from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
@@ -91,18 +91,23 @@ class DenseLayer(wiring.Component):
             spikes.append(lane.spike)
 
         # Emitter: lowest pending index first, then STEP_END.
+        # A priority chain written as one expression: Yosys emits a continuous
+        # assign, which Icarus evaluates at time 0 (an `always @*` block whose
+        # inputs never change would stay X there).
         lowest = Signal(p.out_index_bits)
+        chain = Const(0, p.out_index_bits)
         for j in reversed(range(p.n_out)):
-            with m.If(pending[j]):
-                m.d.comb += lowest.eq(j)
+            chain = Mux(pending[j], j, chain)
+        m.d.comb += lowest.eq(chain)
         has_spike = pending.any()
+        # One whole-payload assignment: Yosys turns driving a signal's bits from
+        # separate statements into `always @*` blocks that Icarus may not run at
+        # time 0, leaving them X until their inputs change.
+        kind = Mux(has_spike, EventKind.SPIKE.value, EventKind.STEP_END.value)
         m.d.comb += [
             self.o.valid.eq(emitting),
-            self.o.payload.kind.eq(EventKind.STEP_END),
-            self.o.payload.index.eq(lowest),
+            self.o.payload.eq(Cat(kind[:1], lowest)),
         ]
-        with m.If(has_spike):
-            m.d.comb += self.o.payload.kind.eq(EventKind.SPIKE)
         sent = self.o.valid & self.o.ready
 
         cnt = self.counters

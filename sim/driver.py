@@ -90,5 +90,5 @@ async def run_samples(
             if p.fire:
                 result.spikes[p.name][s] = rec.spikes[p.name]
         result.cycles[s] = read("cycles")
-    write("i__valid", 0)
+        await tick()  # leave the read-only phase before the next sample's writes
     return result

@@ -1,0 +1,63 @@
+"""Random QNets and spike trains for checking the RTL against the reference.
+
+Cases deliberately reach the corners: both resets, no leak and several shifts,
+per-neuron thresholds, biases, weights large enough to saturate the membrane
+at both ends, and empty and full spike trains.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from spikeforge.qnet import InputSpec, Layer, QNet, Reset, signed_range
+
+__all__ = ["random_qnet", "random_spikes"]
+
+
+def _layer(rng: np.random.Generator, name: str, n_in: int, n_out: int, last: bool) -> Layer:
+    wb = int(rng.integers(2, 9))
+    # Small membranes make saturation common; large ones keep long integrations exact.
+    vb = int(rng.choice([wb + 1, wb + 2, wb + 4, 12, 16]))
+    vb = max(vb, 4)
+    lo, hi = signed_range(wb)
+    weights = rng.integers(lo, hi + 1, size=(n_out, n_in))
+    shifts: tuple[int, ...] = ()
+    if rng.random() < 0.7:
+        pool = list(range(1, min(vb, 7)))
+        k = int(rng.integers(1, min(3, len(pool)) + 1))
+        shifts = tuple(sorted(rng.choice(pool, size=k, replace=False).tolist()))
+        if sum(2.0**-s for s in shifts) >= 1.0:
+            shifts = shifts[1:] or (2,)
+    vlo, vhi = signed_range(vb)
+    if rng.random() < 0.3:
+        threshold: int | np.ndarray = rng.integers(1, vhi + 1, size=n_out)
+    else:
+        threshold = int(rng.integers(1, max(2, min(vhi, 4 * hi)) + 1))
+    bias = rng.integers(max(vlo, -hi), min(vhi, hi) + 1, size=n_out) if rng.random() < 0.3 \
+        else None
+    fire = not (last and rng.random() < 0.6)
+    reset = Reset.NONE if not fire else (Reset.ZERO if rng.random() < 0.5 else Reset.SUBTRACT)
+    return Layer(name=name, n_in=n_in, n_out=n_out, weight_bits=wb, weights=weights,
+                 threshold=threshold, membrane_bits=vb, leak_shifts=shifts, reset=reset,
+                 fire=fire, bias=bias)
+
+
+def random_qnet(seed: int, *, max_layers: int = 3, max_width: int = 12,
+                max_timesteps: int = 6) -> QNet:
+    """A small random, valid QNet (deterministic for a seed)."""
+    rng = np.random.default_rng(seed)
+    n_layers = int(rng.integers(1, max_layers + 1))
+    sizes = [int(rng.integers(1, max_width + 1)) for _ in range(n_layers + 1)]
+    layers = tuple(
+        _layer(rng, f"l{i}", sizes[i], sizes[i + 1], i == n_layers - 1) for i in range(n_layers)
+    )
+    return QNet(layers=layers, timesteps=int(rng.integers(1, max_timesteps + 1)),
+                input=InputSpec(sizes[0]), name=f"random{seed}")
+
+
+def random_spikes(seed: int, net: QNet, n: int) -> np.ndarray:
+    """``n`` samples mixing empty, full and random trains at several rates."""
+    rng = np.random.default_rng(seed)
+    shape = (n, net.timesteps, net.n_in)
+    rates = rng.choice([0.0, 0.1, 0.5, 0.9, 1.0], size=(n, 1, 1))
+    return (rng.random(shape) < rates).astype(np.uint8)

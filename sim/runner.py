@@ -1,0 +1,95 @@
+"""Build and run the generated Verilog under cocotb's Python runner (Icarus, Verilator)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from spikeforge.errors import SpikeforgeError
+from spikeforge.hw.export import TOP_NAME, write_verilog
+from spikeforge.qnet import QNet, save_qnet
+from spikeforge.sim import tb_network as tb
+from spikeforge.sim.protocol import RtlResult
+
+__all__ = ["SIMULATORS", "RtlRun", "run_rtl", "simulator_available"]
+
+SIMULATORS = ("icarus", "verilator")
+_BINARIES = {"icarus": "iverilog", "verilator": "verilator"}
+
+
+def simulator_available(name: str) -> str | None:
+    """``None`` when ``name`` can run here, else the reason it cannot."""
+    if name not in SIMULATORS:
+        return f"unknown simulator {name!r} (choose from {', '.join(SIMULATORS)})"
+    if shutil.which(_BINARIES[name]) is None:
+        return f"{_BINARIES[name]} is not on PATH"
+    return None
+
+
+@dataclass
+class RtlRun:
+    result: RtlResult
+    verilog: Path
+    build_dir: Path
+    passed: bool
+
+
+def run_rtl(
+    qnet: QNet,
+    spikes: np.ndarray,
+    *,
+    simulator: str = "icarus",
+    build_dir: str | os.PathLike[str] | None = None,
+    verilog_dir: str | os.PathLike[str] | None = None,
+    stall_seed: int | None = None,
+    waves: bool = False,
+    check: bool = False,
+) -> RtlRun:
+    """Generate Verilog for ``qnet``, simulate ``spikes`` (``[N, T, n_in]``), return results.
+
+    With ``check`` the testbench itself also asserts equality with the reference.
+    """
+    from cocotb_tools.runner import get_results, get_runner
+
+    reason = simulator_available(simulator)
+    if reason:
+        raise SpikeforgeError(f"simulator {simulator}: {reason}")
+    build = Path(build_dir) if build_dir else Path(tempfile.mkdtemp(prefix="spikeforge-sim-"))
+    build = build.resolve()
+    build.mkdir(parents=True, exist_ok=True)
+    vdir = Path(verilog_dir).resolve() if verilog_dir else build / "rtl"
+    verilog = write_verilog(qnet, vdir)
+    qpath, _ = save_qnet(qnet, build / "dut")
+    np.savez(build / "inputs.npz", spikes=np.asarray(spikes, dtype=np.uint8))
+    outputs = build / "outputs.npz"
+    if outputs.exists():
+        outputs.unlink()
+
+    runner = get_runner(simulator)
+    build_args = ["-Wno-fatal"] if simulator == "verilator" else []
+    runner.build(sources=[verilog], hdl_toplevel=TOP_NAME, build_dir=build / simulator,
+                 build_args=build_args, waves=waves, always=True, timescale=("1ns", "1ps"))
+    env = {
+        tb.ENV_QNET: str(qpath),
+        tb.ENV_INPUTS: str(build / "inputs.npz"),
+        tb.ENV_OUTPUTS: str(outputs),
+        tb.ENV_CHECK: "1" if check else "0",
+        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+    }
+    if stall_seed is not None:
+        env[tb.ENV_STALL] = str(stall_seed)
+    xml = runner.test(hdl_toplevel=TOP_NAME, test_module="spikeforge.sim.tb_network",
+                      build_dir=build / simulator, test_dir=build, extra_env=env, waves=waves,
+                      results_xml=str(build / "results.xml"))
+    _, failed = get_results(xml)
+    if not outputs.exists():
+        raise SpikeforgeError(f"the {simulator} run wrote no outputs (see {build})")
+    with np.load(outputs) as d:
+        result = RtlResult.from_npz_dict(d)
+    return RtlRun(result=result, verilog=verilog, build_dir=build, passed=failed == 0)
