@@ -57,6 +57,11 @@ def run_rtl(
     """
     from cocotb_tools.runner import get_results, get_runner
 
+    spikes = np.asarray(spikes, dtype=np.uint8)
+    if spikes.ndim != 3 or spikes.shape[1:] != (qnet.timesteps, qnet.n_in):
+        raise SpikeforgeError(
+            f"input spikes must be [N, {qnet.timesteps}, {qnet.n_in}] for this QNet, "
+            f"not {list(spikes.shape)}")
     reason = simulator_available(simulator)
     if reason:
         raise SpikeforgeError(f"simulator {simulator}: {reason}")
@@ -66,7 +71,7 @@ def run_rtl(
     vdir = Path(verilog_dir).resolve() if verilog_dir else build / "rtl"
     verilog = write_verilog(qnet, vdir)
     qpath, _ = save_qnet(qnet, build / "dut")
-    np.savez(build / "inputs.npz", spikes=np.asarray(spikes, dtype=np.uint8))
+    np.savez(build / "inputs.npz", spikes=spikes)
     outputs = build / "outputs.npz"
     if outputs.exists():
         outputs.unlink()
@@ -74,7 +79,8 @@ def run_rtl(
     runner = get_runner(simulator)
     build_args = ["-Wno-fatal"] if simulator == "verilator" else []
     runner.build(sources=[verilog], hdl_toplevel=TOP_NAME, build_dir=build / simulator,
-                 build_args=build_args, waves=waves, always=True, timescale=("1ns", "1ps"))
+                 build_args=build_args, waves=waves, always=True, timescale=("1ns", "1ps"),
+                 log_file=build / "build.log")
     env = {
         tb.ENV_QNET: str(qpath),
         tb.ENV_INPUTS: str(build / "inputs.npz"),
@@ -86,10 +92,10 @@ def run_rtl(
         env[tb.ENV_STALL] = str(stall_seed)
     xml = runner.test(hdl_toplevel=TOP_NAME, test_module="spikeforge.sim.tb_network",
                       build_dir=build / simulator, test_dir=build, extra_env=env, waves=waves,
-                      results_xml=str(build / "results.xml"))
+                      results_xml=str(build / "results.xml"), log_file=build / "sim.log")
     _, failed = get_results(xml)
     if not outputs.exists():
-        raise SpikeforgeError(f"the {simulator} run wrote no outputs (see {build})")
+        raise SpikeforgeError(f"the {simulator} run wrote no outputs (see {build / 'sim.log'})")
     with np.load(outputs) as d:
         result = RtlResult.from_npz_dict(d)
     return RtlRun(result=result, verilog=verilog, build_dir=build, passed=failed == 0)

@@ -34,4 +34,6 @@ class ConfigError(SpikeforgeError, ValueError):
         super().__init__(message)
 
     def __str__(self) -> str:
+        if self.field in ("", "-"):
+            return f"{self.file}: {self.message}"
         return f"{self.file}: field {self.field}: {self.message}"

@@ -371,8 +371,8 @@ def _load(ypath: Path, npath: Path) -> QNet:
     if doc.get("format") != FORMAT:
         raise QNetError("network", "format", f"must be {FORMAT!r}, not {doc.get('format')!r}")
     try:
-        npz = np.load(npath, allow_pickle=False)
-        arrays = {k: npz[k] for k in npz.files}
+        with np.load(npath, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
     except Exception as e:  # numpy raises several types for a damaged archive
         raise QNetError("network", "npz", f"cannot be read ({e})", file=str(npath)) from None
     inp = doc.get("input")

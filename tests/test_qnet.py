@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,23 +22,6 @@ from spikeforge.qnet import (
 )
 
 # ----------------------------------------------------------------------------- helpers
-
-
-@pytest.fixture(autouse=True)
-def _collect_leaked_npz_handles():
-    """Reclaim archives that ``load_qnet`` leaves open on its error paths, here, quietly.
-
-    ``load_qnet`` does not close the ``np.load`` archive (see
-    ``test_load_closes_npz_archive``). When it raises, the traceback keeps the archive in
-    a reference cycle, and whichever later test the garbage collector happens to run in
-    fails with a ResourceWarning (warnings are errors). Collecting here keeps that noise
-    inside this module; the bug itself is pinned by the xfail test below.
-    """
-    yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
-
 
 
 def _layer(**overrides) -> Layer:
@@ -436,11 +417,6 @@ def test_load_damaged_npz(tmp_path: Path) -> None:
     _load_error(tmp_path / "demo", npath, "network", "npz")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: load_qnet never closes the np.load archive (no `with`); on error paths "
-    "the open file leaks into a reference cycle and trips ResourceWarning-as-error later",
-)
 @pytest.mark.parametrize("damage", [False, True])
 def test_load_closes_npz_archive(tmp_path: Path, monkeypatch, damage: bool) -> None:
     ypath, npath = _saved(tmp_path)

@@ -1,0 +1,64 @@
+"""The `spikeforge` command line. Bad input gives one line and exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from spikeforge.errors import SpikeforgeError
+
+__all__ = ["main"]
+
+EXIT_BAD_INPUT = 2
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from spikeforge.config import load_config
+
+    cfg = load_config(args.config)  # validated before anything is written
+    from spikeforge.pipeline import run_pipeline
+
+    report = run_pipeline(cfg, Path(args.out))
+    ok = report["rtl"]["mismatches"] == 0 and report["counters_equal"]
+    return 0 if ok else 1
+
+
+def _cmd_verilog(args: argparse.Namespace) -> int:
+    from spikeforge.hw.export import write_verilog
+    from spikeforge.qnet import load_qnet
+
+    net = load_qnet(args.qnet)
+    path = write_verilog(net, args.out)
+    print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="spikeforge", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="train -> QNet -> Verilog -> cocotb -> energy report")
+    run.add_argument("config", help="run configuration (YAML), e.g. examples/digits.yaml")
+    run.add_argument("--out", required=True, help="output folder (replaced when the run ends)")
+    run.set_defaults(func=_cmd_run)
+    v = sub.add_parser("verilog", help="write the Verilog of a QNet")
+    v.add_argument("qnet", help="NAME.qnet.yaml")
+    v.add_argument("--out", required=True, help="output folder")
+    v.set_defaults(func=_cmd_verilog)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SpikeforgeError as e:
+        print(f"spikeforge: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("spikeforge: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""The `spikeforge run` configuration: a YAML file validated by pydantic.
+
+Every error becomes one :class:`ConfigError` line that names the file and the
+field (``model.hidden.0``), never a traceback.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from spikeforge.errors import ConfigError
+
+__all__ = ["RunConfig", "load_config"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ResetMode(enum.Enum):
+    ZERO = "zero"
+    SUBTRACT = "subtract"
+
+
+class SurrogateKind(enum.Enum):
+    EXPONENTIAL = "exponential"
+    PIECEWISE_LINEAR = "piecewise_linear"
+    FAST_SIGMOID = "fast_sigmoid"
+    ARCTAN = "arctan"
+    STRAIGHT_THROUGH = "straight_through"
+
+
+class DataConfig(_Strict):
+    dataset: Literal["digits"] = "digits"
+    test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
+
+
+class EncodingConfig(_Strict):
+    kind: Literal["bernoulli"] = "bernoulli"
+    timesteps: Annotated[int, Field(ge=1, le=1000)] = 12
+
+
+LeakShift = Annotated[int, Field(ge=1, le=30)]
+
+
+class ModelConfig(_Strict):
+    hidden: Annotated[list[Annotated[int, Field(ge=1, le=4096)]], Field(min_length=1)] = [96]
+    leak_shifts: list[LeakShift] = [3, 4]
+    readout_leak_shifts: list[LeakShift] = []
+    threshold: Annotated[float, Field(gt=0.0)] = 1.0
+    reset: ResetMode = ResetMode.ZERO
+    surrogate: SurrogateKind = SurrogateKind.EXPONENTIAL
+    surrogate_scale: Annotated[float, Field(gt=0.0)] | None = None  # None: the surrogate's own
+    bias: bool = False
+
+    @field_validator("leak_shifts", "readout_leak_shifts")
+    @classmethod
+    def _distinct(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v):
+            raise ValueError("leak shifts must be distinct")
+        if sum(2.0**-k for k in v) >= 1.0:
+            raise ValueError("the shifts remove the whole membrane (beta <= 0)")
+        return v
+
+
+class TrainConfig(_Strict):
+    epochs: Annotated[int, Field(ge=1, le=10000)] = 30
+    batch_size: Annotated[int, Field(ge=1, le=65536)] = 64
+    lr: Annotated[float, Field(gt=0.0, le=1.0)] = 5e-3
+
+
+class QuantConfig(_Strict):
+    weight_bits: Annotated[int, Field(ge=2, le=16)] = 8
+    membrane_bits: Annotated[int, Field(ge=4, le=32)] = 16
+
+
+class RtlConfig(_Strict):
+    simulator: Literal["icarus", "verilator"] = "icarus"
+    samples: Annotated[int, Field(ge=1)] | Literal["all"] = "all"
+    stall_seed: int | None = None
+
+
+class RunConfig(_Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = "digits"
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    encoding: EncodingConfig = EncodingConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    quantize: QuantConfig = QuantConfig()
+    rtl: RtlConfig = RtlConfig()
+
+
+def load_config(path: str | os.PathLike[str]) -> RunConfig:
+    """Read and validate a run config; raise :class:`ConfigError` with file and field."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(str(p), "-", "file does not exist")
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise ConfigError(str(p), "-", f"is not valid YAML{where}") from None
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise ConfigError(str(p), "-", "must be a YAML mapping")
+    try:
+        return RunConfig.model_validate(doc)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"]) or "-"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        raise ConfigError(str(p), loc, f"{msg} (got {err.get('input')!r})"
+                          if err["type"] != "extra_forbidden" else msg) from None

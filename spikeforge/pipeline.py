@@ -1,0 +1,250 @@
+"""`spikeforge run`: train -> quantize -> QNet -> Verilog -> cocotb -> energy, as named passes.
+
+Each pass is a small function that reads the shared :class:`RunState`, adds its
+product, and checks what it hands on. Everything is written into a staging
+folder beside ``--out`` that replaces ``--out`` only when every pass succeeded,
+so a failed run leaves no half-written output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from spikeforge.config import RunConfig
+from spikeforge.encoding import bernoulli
+from spikeforge.energy import energy_report
+from spikeforge.errors import SpikeforgeError
+from spikeforge.qnet import QNet, save_qnet
+from spikeforge.reference import RefResult, predict, simulate
+
+__all__ = ["PASSES", "RunState", "run_pipeline"]
+
+
+@dataclass
+class RunState:
+    cfg: RunConfig
+    stage: Path
+    console: Console
+    timings: dict[str, float] = field(default_factory=dict)
+    data: tuple[np.ndarray, ...] | None = None
+    spikes_train: np.ndarray | None = None
+    spikes_test: np.ndarray | None = None
+    model: Any = None
+    acc_float: float | None = None
+    qnet: QNet | None = None
+    ref: RefResult | None = None
+    rtl: Any = None
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                    TimeElapsedColumn(), console=console, transient=False)
+
+
+def pass_data(st: RunState) -> None:
+    """Load the digits and rate-code them (seeded, so every stage sees the same bits)."""
+    from spikeforge.model import load_digits_split
+
+    cfg = st.cfg
+    x_tr, y_tr, x_te, y_te = load_digits_split(cfg.data.test_fraction, seed=cfg.seed)
+    t_steps = cfg.encoding.timesteps
+    st.data = (x_tr, y_tr, x_te, y_te)
+    st.spikes_train = bernoulli(x_tr, t_steps, seed=cfg.seed)
+    st.spikes_test = bernoulli(x_te, t_steps, seed=cfg.seed + 1)
+    assert st.spikes_test.shape == (len(y_te), t_steps, x_te.shape[1])
+
+
+def pass_train(st: RunState) -> None:
+    """Surrogate-gradient BPTT of the float LIF network (QNet semantics, beta from shifts)."""
+    import torch
+
+    from spikeforge.model import LIFMLP, Surrogate, evaluate, train
+    from spikeforge.qnet import Reset
+
+    cfg, m = st.cfg, st.cfg.model
+    torch.manual_seed(cfg.seed)
+    n_in = st.spikes_train.shape[2]
+    model = LIFMLP([n_in, *m.hidden, 10], leak_shifts=m.leak_shifts,
+                   readout_leak_shifts=m.readout_leak_shifts, threshold=m.threshold,
+                   reset=Reset(m.reset.value), surrogate=Surrogate(m.surrogate.value),
+                   scale=m.surrogate_scale, bias=m.bias)
+    with _progress(st.console) as prog:
+        task = prog.add_task("train", total=cfg.train.epochs, info="")
+
+        def on_epoch(s):
+            prog.update(task, completed=s.epoch, info=f"loss {s.loss:.3f} acc {s.accuracy:.3f}")
+
+        train(model, st.spikes_train, st.data[1], epochs=cfg.train.epochs, lr=cfg.train.lr,
+              batch_size=cfg.train.batch_size, seed=cfg.seed, progress=on_epoch)
+    st.model = model
+    st.acc_float = evaluate(model, st.spikes_test, st.data[3])
+
+
+def pass_quantize(st: RunState) -> None:
+    """Quantize to a QNet, save it, and run the bit-exact reference on the test set."""
+    from spikeforge.model import to_qnet
+
+    q = st.cfg.quantize
+    try:
+        st.qnet = to_qnet(st.model, weight_bits=q.weight_bits, membrane_bits=q.membrane_bits,
+                          timesteps=st.cfg.encoding.timesteps, name=st.cfg.name,
+                          input_shape=(8, 8))
+    except ValueError as e:
+        raise SpikeforgeError(f"quantize: {e}") from None
+    save_qnet(st.qnet, st.stage / "model")
+    st.ref = simulate(st.qnet, st.spikes_test)
+
+
+def pass_rtl(st: RunState) -> None:
+    """Generate Verilog and run it under cocotb on the chosen samples."""
+    from spikeforge.sim.protocol import compare
+    from spikeforge.sim.runner import run_rtl
+
+    r = st.cfg.rtl
+    n = len(st.spikes_test) if r.samples == "all" else min(r.samples, len(st.spikes_test))
+    x = st.spikes_test[:n]
+    st.console.print(f"[bold]rtl[/]: {r.simulator}, {n} samples, {st.qnet.timesteps} steps each")
+    run = run_rtl(st.qnet, x, simulator=r.simulator, build_dir=st.stage / "sim_build",
+                  verilog_dir=st.stage / "rtl", stall_seed=r.stall_seed)
+    ref_n = simulate(st.qnet, x)
+    mismatches = compare(ref_n, run.result)
+    st.rtl = (n, run, ref_n, mismatches)
+    for mm in mismatches[:5]:
+        st.console.print(f"[red]mismatch[/] {mm}")
+
+
+def pass_report(st: RunState) -> None:
+    """Energy from both counter sources, report.json, a raster plot and a summary table."""
+    n, run, ref_n, mismatches = st.rtl
+    y_te = st.data[3]
+    last = st.qnet.layers[-1].name
+    rtl_scores = run.result.membrane[last] if not st.qnet.layers[-1].fire else \
+        run.result.spikes[last].sum(axis=1)
+    counters = {
+        "reference": _mean_counters(ref_n.counters),
+        "rtl": _mean_counters(run.result.counters),
+    }
+    energy = energy_report(st.qnet, run.result.counters, source="rtl counters")
+    energy_ref = energy_report(st.qnet, ref_n.counters, source="reference simulator")
+    report = {
+        "config": st.cfg.model_dump(mode="json"),
+        "accuracy": {
+            "float": st.acc_float,
+            "qnet": float(np.mean(st.ref.predictions == y_te)),
+            "rtl": float(np.mean(predict(rtl_scores) == y_te[:n])),
+            "samples": int(len(y_te)),
+            "rtl_samples": int(n),
+        },
+        "rtl": {
+            "simulator": st.cfg.rtl.simulator,
+            "samples": int(n),
+            "mismatches": len(mismatches),
+            "first_mismatches": [str(m) for m in mismatches[:10]],
+            "cycles_per_sample": float(np.mean(run.result.cycles)),
+            "verilog": str(Path("rtl") / run.verilog.name),
+        },
+        "counters": counters,
+        "counters_equal": counters["reference"] == counters["rtl"] and not mismatches,
+        "energy": {
+            "snn_pj": energy["snn_pj"], "ann_pj": energy["ann_pj"], "ee": energy["ee"],
+            "hardware_pj": energy["hardware_pj"], "source": energy["source"],
+            "reference_snn_pj": energy_ref["snn_pj"], "detail": energy,
+        },
+        "timings_s": st.timings,
+    }
+    st.report = report
+    _plot_raster(st, st.stage / "raster.png")
+    (st.stage / "report.json").write_text(json.dumps(report, indent=2))
+
+
+def _mean_counters(c: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, int]]:
+    """Totals over the samples run (integers, so equality is exact)."""
+    return {layer: {k: int(v.sum()) for k, v in cs.items()} for layer, cs in c.items()}
+
+
+def _plot_raster(st: RunState, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n, run, ref_n, _ = st.rtl
+    spiking = [l.name for l in st.qnet.layers if l.fire]
+    fig, axes = plt.subplots(1, len(spiking) + 1, figsize=(4 * (len(spiking) + 1), 3.2))
+    axes = np.atleast_1d(axes)
+    panels = [("input", st.spikes_test[0])] + [(k, run.result.spikes[k][0]) for k in spiking]
+    for ax, (title, s) in zip(axes, panels):
+        t, j = np.nonzero(s)
+        ax.scatter(t, j, s=6, marker="|", color="k")
+        ax.set(title=f"{title} (RTL, sample 0)", xlabel="time step", ylabel="neuron",
+               xlim=(-0.5, s.shape[0] - 0.5))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+PASSES: tuple[tuple[str, Callable[[RunState], None]], ...] = (
+    ("data", pass_data),
+    ("train", pass_train),
+    ("quantize", pass_quantize),
+    ("rtl", pass_rtl),
+    ("report", pass_report),
+)
+
+
+def run_pipeline(cfg: RunConfig, out: Path, console: Console | None = None) -> dict[str, Any]:
+    """Run every pass into a staging folder, then move it to ``out``; return the report."""
+    console = console or Console()
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        st = RunState(cfg=cfg, stage=stage, console=console)
+        for name, fn in PASSES:
+            t0 = time.perf_counter()
+            console.print(f"[bold cyan]pass[/] {name}: {fn.__doc__.splitlines()[0]}")
+            fn(st)
+            st.timings[name] = round(time.perf_counter() - t0, 2)
+        (stage / "report.json").write_text(json.dumps(st.report | {"timings_s": st.timings},
+                                                      indent=2))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    _summary(console, st.report, out)
+    return st.report
+
+
+def _summary(console: Console, r: dict[str, Any], out: Path) -> None:
+    t = Table(title=f"spikeforge run -> {out}")
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    a = r["accuracy"]
+    t.add_row("accuracy float / qnet / rtl",
+              f"{a['float']:.4f} / {a['qnet']:.4f} / {a['rtl']:.4f}")
+    t.add_row("test samples / through RTL", f"{a['samples']} / {a['rtl_samples']}")
+    t.add_row(f"RTL mismatches ({r['rtl']['simulator']})", str(r["rtl"]["mismatches"]))
+    t.add_row("counters reference == RTL", str(r["counters_equal"]))
+    t.add_row("cycles per sample (mean)", f"{r['rtl']['cycles_per_sample']:.1f}")
+    e = r["energy"]
+    t.add_row("energy SNN / ANN (Panda, pJ)", f"{e['snn_pj']:.1f} / {e['ann_pj']:.1f}")
+    t.add_row("EE = E_ANN / E_SNN", f"{e['ee']:.2f}")
+    t.add_row("hardware-aware energy (pJ)", f"{e['hardware_pj']:.1f}")
+    t.add_row("wall time (s)", f"{sum(r['timings_s'].values()):.1f}")
+    console.print(t)
