@@ -1,6 +1,6 @@
 """Float spiking models: surrogate gradients, LIF steps, training and QNet export."""
 
-from .data import load_digits_split
+from .data import load_digits_split, rate_code_copies
 from .export import layer_scales, to_qnet
 from .mlp import LIFMLP, MLPOutput
 from .neurons import LIFParams, beta_from_shifts, lif_step, readout_step
@@ -21,6 +21,7 @@ __all__ = [
     "lif_step",
     "load_digits_split",
     "predict",
+    "rate_code_copies",
     "readout_step",
     "spike",
     "surrogate_grad",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["load_digits_split"]
+from spikeforge.encoding import bernoulli
+
+__all__ = ["load_digits_split", "rate_code_copies"]
 
 
 def load_digits_split(
@@ -37,3 +39,41 @@ def load_digits_split(
         x, y, test_size=test_fraction, random_state=seed, stratify=y
     )
     return x_train, y_train, x_test, y_test
+
+
+def rate_code_copies(
+    x: np.ndarray, y: np.ndarray, timesteps: int, seed: int, copies: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rate-code ``copies`` independent spike trains of every sample (training augmentation).
+
+    The samples are repeated ``copies`` times and coded in one
+    :func:`spikeforge.encoding.bernoulli` call, so each copy sees different
+    random bits and the result depends only on ``seed``.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Intensities ``[N, n_in]`` in ``[0, 1]``.
+    y : numpy.ndarray
+        Labels ``[N]``.
+    timesteps : int
+        Steps per spike train ``T``.
+    seed : int
+        Seed of the coding.
+    copies : int
+        Spike trains per sample.
+
+    Returns
+    -------
+    spikes : numpy.ndarray
+        uint8 ``[copies * N, T, n_in]``, copy-major.
+    labels : numpy.ndarray
+        ``[copies * N]``, matching ``spikes``.
+    """
+    if isinstance(copies, bool) or not isinstance(copies, int) or copies < 1:
+        raise ValueError(f"copies must be a positive integer, not {copies!r}")
+    x = np.asarray(x)
+    y = np.asarray(y)
+    if y.shape != (x.shape[0],):
+        raise ValueError(f"y must have shape [{x.shape[0]}], not {list(y.shape)}")
+    return bernoulli(np.tile(x, (copies, 1)), timesteps, seed), np.tile(y, copies)
