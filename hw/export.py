@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 from amaranth.back import verilog
-
 from spikeforge.hw.top import Network
+
 from spikeforge.qnet import QNet
 
 __all__ = ["TOP_NAME", "to_verilog", "write_verilog"]
@@ -23,10 +23,11 @@ def to_verilog(qnet: QNet, name: str = TOP_NAME) -> str:
 
 def write_verilog(qnet: QNet, out_dir: str | os.PathLike[str], name: str = TOP_NAME) -> Path:
     """Write ``out_dir/NAME.v`` atomically and return its path."""
+    text = to_verilog(qnet, name)  # fails before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.v"
     tmp = path.with_suffix(".v.tmp")
-    tmp.write_text(to_verilog(qnet, name))
+    tmp.write_text(text)
     os.replace(tmp, path)
     return path

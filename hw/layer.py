@@ -14,9 +14,8 @@ from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
-
 from spikeforge.hw.crossbar import Crossbar
-from spikeforge.hw.events import EventKind, event_layout, event_stream
+from spikeforge.hw.events import EventKind, event_stream
 from spikeforge.hw.neuron import NeuronLane
 from spikeforge.hw.params import LayerParams
 

@@ -19,10 +19,11 @@ from amaranth import Module, Signal
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
-
 from spikeforge.hw.events import EventKind, event_layout, event_stream
 from spikeforge.hw.layer import DenseLayer, counter_layout
 from spikeforge.hw.params import LayerParams, NetworkParams
+
+from spikeforge.errors import QNetError
 from spikeforge.qnet import QNet
 
 __all__ = ["Network", "probe_signature"]
@@ -54,7 +55,8 @@ class Network(wiring.Component):
         }
         for p in layers:
             if p.name in members:
-                raise ValueError(f"layer name {p.name!r} clashes with a top-level port")
+                raise QNetError(p.name, "name", "clashes with a port of the hardware top "
+                                f"({', '.join(members)}); rename the layer")
             members[p.name] = Out(probe_signature(p))
         super().__init__(members)
 

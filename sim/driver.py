@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import numpy as np
-
 from spikeforge.hw.params import NetworkParams
 from spikeforge.sim.protocol import (
     RtlResult,

@@ -21,6 +21,11 @@ def _layer(rng: np.random.Generator, name: str, n_in: int, n_out: int, last: boo
     vb = max(vb, 4)
     lo, hi = signed_range(wb)
     weights = rng.integers(lo, hi + 1, size=(n_out, n_in))
+    skew = rng.random()
+    if skew < 0.25:  # excitatory: drives the membrane into positive saturation
+        weights = np.abs(weights).clip(0, hi)
+    elif skew < 0.4:  # inhibitory: negative saturation
+        weights = -np.abs(weights)
     shifts: tuple[int, ...] = ()
     if rng.random() < 0.7:
         pool = list(range(1, min(vb, 7)))

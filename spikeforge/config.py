@@ -103,7 +103,11 @@ def load_config(path: str | os.PathLike[str]) -> RunConfig:
     if not p.is_file():
         raise ConfigError(str(p), "-", "file does not exist")
     try:
-        doc = yaml.safe_load(p.read_text())
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(str(p), "-", f"cannot be read ({e.__class__.__name__})") from None
+    try:
+        doc = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
@@ -116,7 +120,9 @@ def load_config(path: str | os.PathLike[str]) -> RunConfig:
         return RunConfig.model_validate(doc)
     except ValidationError as e:
         err = e.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"]) or "-"
+        # Drop pydantic's union-member tags ("constrained-int", "literal['all']").
+        loc = ".".join(str(x) for x in err["loc"]
+                       if isinstance(x, int) or str(x).isidentifier()) or "-"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"

@@ -51,8 +51,8 @@ class RunState:
 
 
 def _progress(console: Console) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                    TimeElapsedColumn(), console=console, transient=False)
+    return Progress(TextColumn("{task.description}"), BarColumn(),
+                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console)
 
 
 def pass_data(st: RunState) -> None:
@@ -210,8 +210,13 @@ def run_pipeline(cfg: RunConfig, out: Path, console: Console | None = None) -> d
     """Run every pass into a staging folder, then move it to ``out``; return the report."""
     console = console or Console()
     out = out.resolve()
+    if out.exists() and not out.is_dir():
+        raise SpikeforgeError(f"--out {out}: exists and is not a folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(stage, 0o777 & ~umask)  # mkdtemp makes it private; --out should not be
     try:
         st = RunState(cfg=cfg, stage=stage, console=console)
         for name, fn in PASSES:

@@ -371,7 +371,7 @@ def _load(ypath: Path, npath: Path) -> QNet:
     if doc.get("format") != FORMAT:
         raise QNetError("network", "format", f"must be {FORMAT!r}, not {doc.get('format')!r}")
     try:
-        with np.load(npath, allow_pickle=False) as npz:
+        with open(npath, "rb") as f, np.load(f, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except Exception as e:  # numpy raises several types for a damaged archive
         raise QNetError("network", "npz", f"cannot be read ({e})", file=str(npath)) from None
@@ -383,6 +383,9 @@ def _load(ypath: Path, npath: Path) -> QNet:
     except ValueError:
         raise QNetError("input", "encoding", f"unknown value {inp.get('encoding')!r}") from None
     shape = inp.get("shape")
+    if shape is not None and (not isinstance(shape, list)
+                              or not all(isinstance(d, int) and d > 0 for d in shape)):
+        raise QNetError("input", "shape", f"must be a list of positive integers, not {shape!r}")
     input_spec = InputSpec(size=inp["size"], encoding=encoding,
                            shape=tuple(shape) if shape else None)
     recs = doc.get("layers")

@@ -132,10 +132,6 @@ def test_failing_pass_without_old_out_writes_nothing(tmp_path, capsys, monkeypat
     _assert_nothing_written(out)
 
 
-@pytest.mark.xfail(strict=True, raises=NotADirectoryError,
-                   reason="pipeline.run_pipeline: an --out that is an existing file is only "
-                          "noticed after every pass ran, by shutil.rmtree(out), which raises "
-                          "NotADirectoryError (traceback, the finished run is discarded)")
 def test_out_is_a_file_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(pipeline, "PASSES", ())  # the check must not need a real run
     cfg = tmp_path / "cfg.yaml"
@@ -261,9 +257,6 @@ def test_verilog_damaged_qnet_subprocess(tmp_path, saved_qnet):
     assert not out.exists()
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="qnet._load: a non-list input.shape (e.g. 'shape: 5') reaches "
-                          "tuple(shape) unchecked and raises TypeError (traceback)")
 def test_verilog_bad_input_shape_one_line(tmp_path, saved_qnet, capsys):
     _damage_yaml(saved_qnet, "  encoding: spikes", "  encoding: spikes\n  shape: 5")
     out = tmp_path / "v"
@@ -271,11 +264,6 @@ def test_verilog_bad_input_shape_one_line(tmp_path, saved_qnet, capsys):
     assert "shape" in _one_line(capsys.readouterr().err)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="qnet._load passes the path to np.load; for a file that starts like "
-                          "a zip (PK\\x03\\x04) but is damaged, numpy leaks the open file "
-                          "(ResourceWarning, an error under this project's pytest config); "
-                          "opening the file in _load with `with open(npath, 'rb')` avoids it")
 def test_verilog_damaged_zip_closes_the_file(tmp_path, saved_qnet, capsys):
     saved_qnet.with_name("small.qnet.npz").write_bytes(b"PK\x03\x04 damaged zip")
     out = tmp_path / "v"
@@ -289,11 +277,6 @@ def test_verilog_damaged_zip_closes_the_file(tmp_path, saved_qnet, capsys):
 
 
 @pytest.mark.parametrize("names", [("hid", "o"), ("i", "readout"), ("hid", "done")])
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="hw.top.Network raises a plain ValueError for a valid QNet whose layer "
-                          "is named like a top-level port (i, o, clear, done, cycles); it is not "
-                          "a SpikeforgeError, so `spikeforge verilog` prints a traceback. QNet "
-                          "validation accepts these names")
 def test_verilog_layer_named_like_a_port_one_line(tmp_path, capsys, names):
     ypath, _ = save_qnet(_rename_layers(_small_qnet(), names), tmp_path / "net" / "small")
     out = tmp_path / "v"

@@ -1,0 +1,178 @@
+"""Each hardware block in Amaranth's simulator against the reference (SPEC.md §2, §5)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from amaranth.hdl import Value
+from amaranth.sim import Simulator
+from spikeforge.hw import Crossbar, LayerParams, NeuronLane, to_verilog
+from spikeforge.sim.amaranth_sim import run_amaranth
+from spikeforge.sim.fuzz import random_qnet, random_spikes
+from spikeforge.sim.protocol import compare
+
+from spikeforge.qnet import InputSpec, Layer, QNet, Reset, signed_range
+from spikeforge.reference import layer_step, simulate
+
+N_FUZZ = 60  # random QNets in the default suite (the slow marker runs thousands)
+
+
+def _single_neuron_layer(shifts, reset, fire, vb=8, wb=4, n_in=3):
+    return Layer(name="x", n_in=n_in, n_out=1, weight_bits=wb, weights=np.zeros((1, n_in)),
+                 threshold=5, membrane_bits=vb, leak_shifts=shifts,
+                 reset=reset if fire else Reset.NONE, fire=fire)
+
+
+@pytest.mark.parametrize("shifts", [(), (1,), (3, 4), (2, 5, 6)])
+@pytest.mark.parametrize("mode", ["zero", "subtract", "readout"])
+def test_neuron_lane_matches_reference(shifts, mode):
+    fire = mode != "readout"
+    layer = _single_neuron_layer(shifts, Reset.ZERO if mode == "zero" else Reset.SUBTRACT, fire)
+    p = LayerParams(layer, timesteps=1)
+    lane = NeuronLane(p)
+    rng = np.random.default_rng(len(shifts) * 7 + len(mode))
+    vlo, vhi = signed_range(p.membrane_bits)
+    alo, ahi = signed_range(p.acc_bits)
+    # Random points plus the corners that saturate at both ends.
+    cases = [(vhi, ahi, vhi, 1), (vlo, alo, vlo, vhi), (vhi, 0, 0, vhi), (-1, 0, 0, 1),
+             (0, 0, 0, 1)]
+    cases += [(int(rng.integers(vlo, vhi + 1)), int(rng.integers(alo, ahi + 1)),
+               int(rng.integers(vlo, vhi + 1)), int(rng.integers(1, vhi + 1)))
+              for _ in range(150)]
+    got = []
+
+    async def bench(ctx):
+        for v, cur, bias, theta in cases:
+            ctx.set(lane.v, v)
+            ctx.set(lane.current, cur)
+            ctx.set(lane.bias, bias)
+            ctx.set(lane.threshold, theta)
+            got.append((ctx.get(lane.v_next), ctx.get(lane.spike)))
+
+    sim = Simulator(lane)
+    sim.add_testbench(bench)
+    sim.run()
+    for (v, cur, bias, theta), (v_next, spike) in zip(cases, got):
+        ref_layer = Layer(name="x", n_in=1, n_out=1, weight_bits=p.acc_bits + 1 if
+                          p.acc_bits + 1 <= 16 else 16, weights=np.array([[cur]]),
+                          threshold=theta, membrane_bits=p.membrane_bits, leak_shifts=shifts,
+                          reset=layer.reset, fire=fire, bias=np.array([bias]))
+        v_ref, s_ref = layer_step(ref_layer, np.array([[v]]), np.array([[1]]))
+        assert (v_next, spike) == (int(v_ref[0, 0]), int(s_ref[0, 0])), (v, cur, bias, theta)
+
+
+def test_crossbar_accumulates_weight_rows():
+    """Per step each axon spikes at most once; the sum must be exact at the range ends."""
+    rng = np.random.default_rng(3)
+    n_in, n_out, wb = 7, 5, 6
+    lo, hi = signed_range(wb)
+    w = rng.integers(lo, hi + 1, size=(n_out, n_in))
+    w[1, :] = hi  # a column that reaches the top of the accumulator range
+    w[2, :] = lo  # and one that reaches the bottom
+    layer = Layer(name="x", n_in=n_in, n_out=n_out, weight_bits=wb, weights=w, threshold=1,
+                  membrane_bits=16)
+    xbar = Crossbar(LayerParams(layer, timesteps=1))
+    steps = [list(range(n_in)), [], [3], *(
+        sorted(rng.choice(n_in, size=int(rng.integers(1, n_in + 1)), replace=False).tolist())
+        for _ in range(8))]
+    seen = []
+
+    async def bench(ctx):
+        for axons in steps:
+            for a in axons:
+                ctx.set(xbar.axon.valid, 1)
+                ctx.set(xbar.axon.payload, a)
+                await ctx.tick()
+            ctx.set(xbar.axon.valid, 0)
+            await ctx.tick()
+            assert not ctx.get(xbar.busy)
+            seen.append([ctx.get(Value.cast(xbar.acc[j]).as_signed()) for j in range(n_out)])
+            ctx.set(xbar.clear, 1)
+            await ctx.tick()
+            ctx.set(xbar.clear, 0)
+
+    sim = Simulator(xbar)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    for axons, acc in zip(steps, seen):
+        s = np.zeros(n_in, dtype=np.int64)
+        s[axons] = 1
+        assert acc == (w @ s).tolist(), axons
+
+
+def _fuzz(seed: int, samples: int = 3) -> None:
+    net = random_qnet(seed)
+    x = random_spikes(seed, net, samples)
+    rtl = run_amaranth(net, x, stall_seed=seed if seed % 2 else None)
+    mismatches = compare(simulate(net, x), rtl)
+    assert not mismatches, "\n".join(map(str, mismatches[:3]))
+
+
+@pytest.mark.parametrize("seed", range(N_FUZZ))
+def test_network_random_qnets(seed):
+    _fuzz(seed)
+
+
+def test_fuzz_reaches_the_corners():
+    """The random cases must actually saturate, spike, reset both ways and stay silent."""
+    seen = {"sat_hi": 0, "sat_lo": 0, "zero": 0, "subtract": 0, "spike": 0, "silent": 0}
+    for seed in range(N_FUZZ):
+        net = random_qnet(seed)
+        x = random_spikes(seed, net, 3)
+        ref = simulate(net, x)
+        for layer in net.layers:
+            lo, hi = layer.membrane_range
+            v = ref.membrane[layer.name]
+            seen["sat_hi"] += int((v == hi).any())
+            seen["sat_lo"] += int((v == lo).any())
+            if layer.fire:
+                seen[layer.reset.value] += 1
+                total = ref.spikes[layer.name].sum()
+                seen["spike" if total else "silent"] += 1
+    assert all(count >= 3 for count in seen.values()), seen
+
+
+def test_pipelined_layers_under_backpressure_give_identical_results():
+    net = random_qnet(11, max_layers=3, max_width=10, max_timesteps=6)
+    x = random_spikes(5, net, 4)
+    plain = run_amaranth(net, x)
+    stalled = run_amaranth(net, x, stall_seed=99)
+    assert not compare(simulate(net, x), plain)
+    assert not compare(simulate(net, x), stalled)
+    assert (stalled.cycles > plain.cycles).all()
+
+
+def test_verilog_is_deterministic_and_multiplier_free():
+    net = random_qnet(4)
+    a, b = to_verilog(net), to_verilog(net)
+    assert a == b
+    body = "\n".join(line for line in a.splitlines() if not line.strip().startswith("//"))
+    assert " * " not in body
+
+
+def test_widths_derive_from_the_qnet():
+    w = np.array([[127, -128, 5]])
+    layer = Layer(name="x", n_in=3, n_out=1, weight_bits=8, weights=w, threshold=3,
+                  membrane_bits=12)
+    p = LayerParams(layer, timesteps=10)
+    assert p.acc_bits == 8 + 2  # ceil(log2(3 + 1)) = 2
+    assert p.row_bits == 8 and p.memory_bits == 24
+    assert p.counter_bits == (10 * 3 * 1).bit_length()
+    net = QNet(layers=(layer,), timesteps=10, input=InputSpec(3))
+    assert "[9:0]" in to_verilog(net)  # the 10-bit accumulator appears
+
+
+def test_bad_parameters_are_refused():
+    with pytest.raises(TypeError, match="LayerParams"):
+        NeuronLane("not params")
+    layer = _single_neuron_layer((), Reset.ZERO, True)
+    with pytest.raises(ValueError, match="timesteps"):
+        LayerParams(layer, timesteps=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("block", range(20))
+def test_network_random_qnets_long(block):
+    for seed in range(1000 + block * 100, 1000 + (block + 1) * 100):
+        _fuzz(seed, samples=4)
