@@ -11,7 +11,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
   echo "spikeforge setup: installing pinned Python packages (first run only)"
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+  # pip's notes about this machine's unused local index folders are noise here
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]" 2>&1 \
+    | { grep -v "^WARNING: Location 'file://" || true; }
+  [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "spikeforge setup: pip install failed" >&2; exit 1; }
   touch "$STAMP"
 fi
 if ! command -v iverilog >/dev/null 2>&1; then
