@@ -11,6 +11,7 @@ from amaranth import Module, Signal
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
+
 from spikeforge.hw.params import LayerParams
 
 __all__ = ["Crossbar"]

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 from amaranth.back import verilog
-from spikeforge.hw.top import Network
 
+from spikeforge.hw.top import Network
 from spikeforge.qnet import QNet
 
 __all__ = ["TOP_NAME", "to_verilog", "write_verilog"]

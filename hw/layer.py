@@ -14,6 +14,7 @@ from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
+
 from spikeforge.hw.crossbar import Crossbar
 from spikeforge.hw.events import EventKind, event_stream
 from spikeforge.hw.neuron import NeuronLane

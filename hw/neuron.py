@@ -12,8 +12,8 @@ from amaranth import Module, Mux, Signal
 from amaranth.hdl import signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-from spikeforge.hw.params import LayerParams
 
+from spikeforge.hw.params import LayerParams
 from spikeforge.qnet import Reset
 
 __all__ = ["NeuronLane"]

@@ -19,11 +19,11 @@ from amaranth import Module, Signal
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
+
+from spikeforge.errors import QNetError
 from spikeforge.hw.events import EventKind, event_layout, event_stream
 from spikeforge.hw.layer import DenseLayer, counter_layout
 from spikeforge.hw.params import LayerParams, NetworkParams
-
-from spikeforge.errors import QNetError
 from spikeforge.qnet import QNet
 
 __all__ = ["Network", "probe_signature"]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 from amaranth.hdl import Value
 from amaranth.sim import Simulator
+
 from spikeforge.hw.top import Network
+from spikeforge.qnet import QNet
 from spikeforge.sim.driver import run_samples
 from spikeforge.sim.protocol import RtlResult
-
-from spikeforge.qnet import QNet
 
 __all__ = ["run_amaranth"]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import numpy as np
+
 from spikeforge.hw.params import NetworkParams
 from spikeforge.sim.protocol import (
     RtlResult,

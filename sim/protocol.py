@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from spikeforge.hw.events import EventKind
 from spikeforge.hw.layer import COUNTER_NAMES
 from spikeforge.hw.params import LayerParams, NetworkParams
-
 from spikeforge.reference import RefResult
 
 __all__ = [

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from spikeforge.hw.export import TOP_NAME, write_verilog
-from spikeforge.sim import tb_network as tb
-from spikeforge.sim.protocol import RtlResult
 
 from spikeforge.errors import SpikeforgeError
+from spikeforge.hw.export import TOP_NAME, write_verilog
 from spikeforge.qnet import QNet, save_qnet
+from spikeforge.sim import tb_network as tb
+from spikeforge.sim.protocol import RtlResult
 
 __all__ = ["SIMULATORS", "RtlRun", "run_rtl", "simulator_available"]
 

@@ -15,12 +15,12 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
-from spikeforge.hw.params import NetworkParams
-from spikeforge.sim.driver import run_samples
-from spikeforge.sim.protocol import compare
 
+from spikeforge.hw.params import NetworkParams
 from spikeforge.qnet import load_qnet
 from spikeforge.reference import simulate
+from spikeforge.sim.driver import run_samples
+from spikeforge.sim.protocol import compare
 
 ENV_QNET = "SPIKEFORGE_QNET"
 ENV_INPUTS = "SPIKEFORGE_INPUTS"

@@ -43,19 +43,19 @@ class DataConfig(_Strict):
 
 class EncodingConfig(_Strict):
     kind: Literal["bernoulli"] = "bernoulli"
-    timesteps: Annotated[int, Field(ge=1, le=1000)] = 12
+    timesteps: Annotated[int, Field(ge=1, le=1000)] = 6
 
 
 LeakShift = Annotated[int, Field(ge=1, le=30)]
 
 
 class ModelConfig(_Strict):
-    hidden: Annotated[list[Annotated[int, Field(ge=1, le=4096)]], Field(min_length=1)] = [96]
+    hidden: Annotated[list[Annotated[int, Field(ge=1, le=4096)]], Field(min_length=1)] = [128]
     leak_shifts: list[LeakShift] = [3, 4]
     readout_leak_shifts: list[LeakShift] = []
     threshold: Annotated[float, Field(gt=0.0)] = 1.0
     reset: ResetMode = ResetMode.ZERO
-    surrogate: SurrogateKind = SurrogateKind.EXPONENTIAL
+    surrogate: SurrogateKind = SurrogateKind.FAST_SIGMOID
     surrogate_scale: Annotated[float, Field(gt=0.0)] | None = None  # None: the surrogate's own
     bias: bool = False
 
@@ -70,9 +70,12 @@ class ModelConfig(_Strict):
 
 
 class TrainConfig(_Strict):
-    epochs: Annotated[int, Field(ge=1, le=10000)] = 30
+    epochs: Annotated[int, Field(ge=1, le=10000)] = 8
     batch_size: Annotated[int, Field(ge=1, le=65536)] = 64
-    lr: Annotated[float, Field(gt=0.0, le=1.0)] = 5e-3
+    lr: Annotated[float, Field(gt=0.0, le=1.0)] = 3e-3
+    # independent Bernoulli draws of every training sample (augmentation)
+    copies: Annotated[int, Field(ge=1, le=64)] = 4
+    threads: Annotated[int, Field(ge=1, le=256)] = 1  # small matrices: 1 is fastest here
 
 
 class QuantConfig(_Strict):

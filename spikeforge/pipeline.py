@@ -57,14 +57,15 @@ def _progress(console: Console) -> Progress:
 
 def pass_data(st: RunState) -> None:
     """Load the digits and rate-code them (seeded, so every stage sees the same bits)."""
-    from spikeforge.model import load_digits_split
+    from spikeforge.model import load_digits_split, rate_code_copies
 
     cfg = st.cfg
     x_tr, y_tr, x_te, y_te = load_digits_split(cfg.data.test_fraction, seed=cfg.seed)
     t_steps = cfg.encoding.timesteps
+    st.spikes_train, y_tr = rate_code_copies(x_tr, y_tr, t_steps, seed=cfg.seed + 1,
+                                             copies=cfg.train.copies)
     st.data = (x_tr, y_tr, x_te, y_te)
-    st.spikes_train = bernoulli(x_tr, t_steps, seed=cfg.seed)
-    st.spikes_test = bernoulli(x_te, t_steps, seed=cfg.seed + 1)
+    st.spikes_test = bernoulli(x_te, t_steps, seed=cfg.seed + 2)
     assert st.spikes_test.shape == (len(y_te), t_steps, x_te.shape[1])
 
 
@@ -77,6 +78,7 @@ def pass_train(st: RunState) -> None:
 
     cfg, m = st.cfg, st.cfg.model
     torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.train.threads)
     n_in = st.spikes_train.shape[2]
     model = LIFMLP([n_in, *m.hidden, 10], leak_shifts=m.leak_shifts,
                    readout_leak_shifts=m.readout_leak_shifts, threshold=m.threshold,

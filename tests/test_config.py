@@ -66,15 +66,15 @@ def _one_line(err: str) -> str:
 
 def test_defaults_are_valid():
     cfg = RunConfig()
-    assert cfg.model.hidden == [96]
-    assert cfg.encoding.timesteps == 12
+    assert cfg.model.hidden == [128]
+    assert cfg.encoding.timesteps == 6
     assert cfg.rtl.samples == "all"
 
 
 def test_example_config_loads():
     cfg = load_config(ROOT / "examples" / "digits.yaml")
     assert cfg.name == "digits"
-    assert cfg.model.hidden == [96]
+    assert cfg.model.hidden == [128]
     assert cfg.model.leak_shifts == [3, 4]
     assert cfg.model.surrogate.value == "fast_sigmoid"
     assert cfg.quantize.weight_bits == 8

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import gc
+import warnings
+
 import numpy as np
 import pytest
 from amaranth.hdl import Value
 from amaranth.sim import Simulator
+
 from spikeforge.hw import Crossbar, LayerParams, NeuronLane, to_verilog
+from spikeforge.qnet import InputSpec, Layer, QNet, Reset, signed_range
+from spikeforge.reference import layer_step, simulate
 from spikeforge.sim.amaranth_sim import run_amaranth
 from spikeforge.sim.fuzz import random_qnet, random_spikes
 from spikeforge.sim.protocol import compare
-
-from spikeforge.qnet import InputSpec, Layer, QNet, Reset, signed_range
-from spikeforge.reference import layer_step, simulate
 
 N_FUZZ = 60  # random QNets in the default suite (the slow marker runs thousands)
 
@@ -166,6 +169,10 @@ def test_widths_derive_from_the_qnet():
 def test_bad_parameters_are_refused():
     with pytest.raises(TypeError, match="LayerParams"):
         NeuronLane("not params")
+    # The half-built component would warn "created but never used" when collected.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gc.collect()
     layer = _single_neuron_layer((), Reset.ZERO, True)
     with pytest.raises(ValueError, match="timesteps"):
         LayerParams(layer, timesteps=0)

@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
+
+from spikeforge.encoding import bernoulli
 from spikeforge.model import (
     LIFMLP,
     LIFParams,
@@ -21,8 +23,6 @@ from spikeforge.model import (
     to_qnet,
     train,
 )
-
-from spikeforge.encoding import bernoulli
 from spikeforge.qnet import QNet, Reset, signed_range
 from spikeforge.reference import simulate
 
