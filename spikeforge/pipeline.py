@@ -179,6 +179,7 @@ def _mean_counters(c: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, i
 
 
 def _plot_raster(st: RunState, path: Path) -> None:
+    """Input and hidden spike rasters of sample 0 read from the RTL, and its readout scores."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -186,14 +187,23 @@ def _plot_raster(st: RunState, path: Path) -> None:
 
     n, run, ref_n, _ = st.rtl
     spiking = [l.name for l in st.qnet.layers if l.fire]
-    fig, axes = plt.subplots(1, len(spiking) + 1, figsize=(4 * (len(spiking) + 1), 3.2))
-    axes = np.atleast_1d(axes)
-    panels = [("input", st.spikes_test[0])] + [(k, run.result.spikes[k][0]) for k in spiking]
+    last = st.qnet.layers[-1]
+    fig, axes = plt.subplots(1, len(spiking) + 2, figsize=(4 * (len(spiking) + 2), 3.2))
+    panels = [("input spikes", st.spikes_test[0])]
+    panels += [(f"{k} spikes (RTL)", run.result.spikes[k][0]) for k in spiking]
     for ax, (title, s) in zip(axes, panels):
         t, j = np.nonzero(s)
         ax.scatter(t, j, s=6, marker="|", color="k")
-        ax.set(title=f"{title} (RTL, sample 0)", xlabel="time step", ylabel="neuron",
+        ax.set(title=f"{title}, sample 0", xlabel="time step", ylabel="neuron",
                xlim=(-0.5, s.shape[0] - 0.5))
+    scores = run.result.membrane[last.name][0] if not last.fire else \
+        run.result.spikes[last.name][0].sum(axis=0)
+    ax = axes[-1]
+    ax.bar(np.arange(len(scores)), scores, color="tab:blue")
+    ax.bar([int(np.argmax(scores))], [scores.max()], color="tab:orange", label="predicted")
+    ax.set(title=f"{last.name} scores (RTL), label {int(st.data[3][0])}", xlabel="class",
+           ylabel="final membrane" if not last.fire else "spike count")
+    ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
