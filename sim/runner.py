@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -16,21 +15,9 @@ from spikeforge.hw.export import TOP_NAME, write_verilog
 from spikeforge.qnet import QNet, save_qnet
 from spikeforge.sim import tb_network as tb
 from spikeforge.sim.protocol import RtlResult
+from spikeforge.sim.tools import SIMULATORS, simulator_available, simulator_environment
 
 __all__ = ["SIMULATORS", "RtlRun", "run_rtl", "simulator_available"]
-
-SIMULATORS = ("icarus", "verilator")
-_BINARIES = {"icarus": "iverilog", "verilator": "verilator"}
-
-
-def simulator_available(name: str) -> str | None:
-    """``None`` when ``name`` can run here, else the reason it cannot."""
-    if name not in SIMULATORS:
-        return f"unknown simulator {name!r} (choose from {', '.join(SIMULATORS)})"
-    if shutil.which(_BINARIES[name]) is None:
-        return f"{_BINARIES[name]} is not on PATH"
-    return None
-
 
 @dataclass
 class RtlRun:
@@ -76,11 +63,6 @@ def run_rtl(
     if outputs.exists():
         outputs.unlink()
 
-    runner = get_runner(simulator)
-    build_args = ["-Wno-fatal"] if simulator == "verilator" else []
-    runner.build(sources=[verilog], hdl_toplevel=TOP_NAME, build_dir=build / simulator,
-                 build_args=build_args, waves=waves, always=True, timescale=("1ns", "1ps"),
-                 log_file=build / "build.log")
     env = {
         tb.ENV_QNET: str(qpath),
         tb.ENV_INPUTS: str(build / "inputs.npz"),
@@ -90,9 +72,16 @@ def run_rtl(
     }
     if stall_seed is not None:
         env[tb.ENV_STALL] = str(stall_seed)
-    xml = runner.test(hdl_toplevel=TOP_NAME, test_module="spikeforge.sim.tb_network",
-                      build_dir=build / simulator, test_dir=build, extra_env=env, waves=waves,
-                      results_xml=str(build / "results.xml"), log_file=build / "sim.log")
+    with simulator_environment(simulator):
+        runner = get_runner(simulator)
+        build_args = ["-Wno-fatal"] if simulator == "verilator" else []
+        runner.build(sources=[verilog], hdl_toplevel=TOP_NAME, build_dir=build / simulator,
+                     build_args=build_args, waves=waves, always=True,
+                     timescale=("1ns", "1ps"), log_file=build / "build.log")
+        xml = runner.test(hdl_toplevel=TOP_NAME, test_module="spikeforge.sim.tb_network",
+                          build_dir=build / simulator, test_dir=build, extra_env=env,
+                          waves=waves, results_xml=str(build / "results.xml"),
+                          log_file=build / "sim.log")
     _, failed = get_results(xml)
     if not outputs.exists():
         raise SpikeforgeError(f"the {simulator} run wrote no outputs (see {build / 'sim.log'})")
