@@ -1,3 +1,59 @@
-"""spikeforge.mapping: see the open issues for what lands here."""
+"""Map a QNet onto a mesh of crossbar tiles: partition, place, predict throughput.
 
-__all__: list[str] = []
+No torch here: a QNet file and a hardware description are enough. The flow is
+:data:`~spikeforge.mapping.flow.PASSES`; ``spikeforge map`` runs it
+(:func:`~spikeforge.mapping.cli.add_parser`).
+"""
+
+from .activity import Activity, ActivitySource, measure_activity, synthetic_inputs
+from .analysis import Analysis, analyze
+from .cost import TileCycleModel
+from .flow import PASSES, MapOptions, MapState, Pass, run_mapping, write_mapping
+from .hardware import HardwareSpec, hardware_from_dict, load_hardware
+from .lowering import conv2d_to_dense
+from .partition import (
+    Fragment,
+    Group,
+    MappingError,
+    Partition,
+    Role,
+    balance_partition,
+    check_partition,
+    partition_network,
+)
+from .placement import Placement, PlacementProblem, PlaceMethod, place
+from .traffic import Traffic, measure_traffic
+
+__all__ = [
+    "PASSES",
+    "Activity",
+    "ActivitySource",
+    "Analysis",
+    "Fragment",
+    "Group",
+    "HardwareSpec",
+    "MapOptions",
+    "MapState",
+    "MappingError",
+    "Partition",
+    "Pass",
+    "PlaceMethod",
+    "Placement",
+    "PlacementProblem",
+    "Role",
+    "TileCycleModel",
+    "Traffic",
+    "analyze",
+    "balance_partition",
+    "check_partition",
+    "conv2d_to_dense",
+    "hardware_from_dict",
+    "load_hardware",
+    "measure_activity",
+    "measure_traffic",
+    "partition_network",
+    "place",
+    "run_mapping",
+    "synthetic_inputs",
+    "write_mapping",
+]

@@ -1,0 +1,158 @@
+"""Predicted performance of a placed mapping: tile loads, traffic, links, throughput.
+
+Per tile, the cycle model of :mod:`.cost` gives the cycles of every (sample,
+step) of the measured activity. Tiles are decoupled by FIFOs and work on
+different steps at once (as the layers of docs/HARDWARE.md do), so a sample
+costs about its busiest tile's cycles plus the pipeline fill::
+
+    cycles/sample = mean over samples of max over tiles (sum over steps of cycles)
+                    * (T - 1) / T
+                  + fill,   fill = sum over layers of (busiest tile's mean step cycles
+                                                      + hop_cycles * longest hop into it)
+
+A mesh link moves one packet per cycle; when the busiest link (XY routing)
+carries more packets per sample than the busiest tile spends cycles, the link
+bounds the throughput instead, and the report says so.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from spikeforge.qnet import QNet
+
+from .activity import Activity
+from .cost import DEFAULT_CYCLES, TileCycleModel, group_step_cycles
+from .hardware import HardwareSpec
+from .partition import Partition
+from .placement import Placement, PlacementProblem
+from .traffic import Traffic
+
+__all__ = ["Analysis", "analyze", "fragment_step_cycles", "xy_links"]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Figures of one mapping; every count is per sample unless it says per step."""
+
+    tile_load: list[float]  # mean cycles per step of each fragment's tile
+    busiest_tile: int  # fragment index
+    busiest_cycles_per_step: float
+    mean_cycles_per_step: float
+    load_ratio: float  # busiest / mean
+    spikes_between_tiles: float  # inter-tile spike packets (I/O excluded)
+    spikes_from_io: float
+    partial_packets: float
+    readout_packets: float
+    hops: float  # packet hops (the placement objective)
+    hops_in_order: float
+    traffic_reduction: float  # 1 - hops / hops_in_order
+    hop_energy_pj: float
+    busiest_link: tuple[tuple[int, int], tuple[int, int]] | None
+    busiest_link_packets: float
+    fill_cycles: float
+    predicted_cycles_per_sample: float
+    bound: str  # "tile" or "link"
+    throughput_samples_per_s: float
+
+    def as_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["busiest_link"] = [list(p) for p in self.busiest_link] if self.busiest_link else None
+        return d
+
+
+def fragment_step_cycles(part: Partition, net: QNet, hw: HardwareSpec, activity: Activity,
+                         model: TileCycleModel = DEFAULT_CYCLES) -> np.ndarray:
+    """Cycles of every fragment's tile on every (sample, step): ``[F, N*T]``."""
+    rows = []
+    for g in part.groups:
+        layer = net.layers[g.layer]
+        rows.append(group_step_cycles(model, layer.weights, activity.inputs[g.layer],
+                                      activity.outputs[g.layer], g.neurons, g.chunks,
+                                      hw.tile.neuron_lanes))
+    return np.concatenate(rows, axis=0)
+
+
+def xy_links(src: tuple[int, int], dst: tuple[int, int]) -> list[tuple[tuple[int, int],
+                                                                       tuple[int, int]]]:
+    """Directed links of the XY route from ``src`` to ``dst`` (columns first, then rows)."""
+    (r, c), (r2, c2) = src, dst
+    links = []
+    while c != c2:
+        n = c + (1 if c2 > c else -1)
+        links.append(((r, c), (r, n)))
+        c = n
+    while r != r2:
+        n = r + (1 if r2 > r else -1)
+        links.append(((r, c), (n, c)))
+        r = n
+    return links
+
+
+def analyze(part: Partition, net: QNet, hw: HardwareSpec, activity: Activity,
+            traffic: Traffic, pb: PlacementProblem, placement: Placement,
+            model: TileCycleModel = DEFAULT_CYCLES) -> Analysis:
+    """Compute the :class:`Analysis` of a placed partition."""
+    frags = part.fragments
+    n_f = len(frags)
+    io = n_f
+    n, t = activity.samples, activity.timesteps
+    cyc = fragment_step_cycles(part, net, hw, activity, model)
+    per_step = cyc.mean(axis=1)
+    per_sample = cyc.reshape(n_f, n, t).sum(axis=2)  # [F, N]
+    busiest = int(np.argmax(per_step))
+    mean = float(per_step.mean())
+
+    total = traffic.total
+    coords = pb.coords
+    pos = pb.with_io(placement.slots)
+    link_load: dict = defaultdict(float)
+    src_i, dst_i = np.nonzero(total)
+    longest_into = np.zeros(len(net.layers))
+    for i, j in zip(src_i.tolist(), dst_i.tolist()):
+        a, b = tuple(coords[pos[i]].tolist()), tuple(coords[pos[j]].tolist())
+        route = xy_links(a, b)
+        for link in route:
+            link_load[link] += total[i, j]
+        if j != io:
+            longest_into[frags[j].layer] = max(longest_into[frags[j].layer], len(route))
+    if link_load:
+        busiest_link, link_packets = max(link_load.items(), key=lambda kv: (kv[1], kv[0]))
+    else:
+        busiest_link, link_packets = None, 0.0
+
+    steady = float(per_sample.max(axis=0).mean()) * (t - 1) / t
+    layer_step = [max(per_step[f.index] for f in frags if f.layer == l)
+                  for l in range(len(net.layers))]
+    fill = float(sum(layer_step) + hw.noc.hop_cycles * longest_into.sum())
+    cycles = steady + fill
+    bound = "tile"
+    if link_packets * (t - 1) / t > steady:
+        bound, cycles = "link", link_packets * (t - 1) / t + fill
+
+    between = traffic.spikes[:io, :io].sum()
+    hops_base = pb.cost(np.arange(n_f))
+    return Analysis(
+        tile_load=[float(x) for x in per_step],
+        busiest_tile=busiest,
+        busiest_cycles_per_step=float(per_step[busiest]),
+        mean_cycles_per_step=mean,
+        load_ratio=float(per_step[busiest] / mean) if mean > 0 else 1.0,
+        spikes_between_tiles=float(between),
+        spikes_from_io=float(traffic.spikes[io].sum()),
+        partial_packets=float(traffic.partials.sum()),
+        readout_packets=float(traffic.readout.sum()),
+        hops=float(placement.cost),
+        hops_in_order=float(hops_base),
+        traffic_reduction=float(1.0 - placement.cost / hops_base) if hops_base > 0 else 0.0,
+        hop_energy_pj=float(placement.cost * hw.noc.hop_energy_pj),
+        busiest_link=busiest_link,
+        busiest_link_packets=float(link_packets),
+        fill_cycles=fill,
+        predicted_cycles_per_sample=float(cycles),
+        bound=bound,
+        throughput_samples_per_s=float(hw.clock_mhz * 1e6 / cycles) if cycles > 0 else 0.0,
+    )

@@ -1,0 +1,294 @@
+"""Partition every layer of a QNet into tile-sized fragments.
+
+A layer's neurons are cut into contiguous **groups** of at most ``neurons``
+per tile. A group's fan-in (its receptive field: the input lines with a
+nonzero weight into the group) is cut into **chunks** of at most ``axons``
+lines, so that ``chunk axons x group neurons x weight_bits`` fits the synapse
+memory. Each chunk is one **fragment**, one tile: chunk 0 is the group's
+*neuron* tile (it holds the membranes and emits the spikes), every further
+chunk is a *partial-sum* tile that accumulates its slice of the fan-in and
+sends the nonzero partial currents to the neuron tile each step.
+
+:func:`partition_network` makes the fewest fragments the limits allow and
+refuses, in one line, a network that does not fit. :func:`balance_partition`
+then spends spare tiles on the busiest groups (splitting their neurons or
+their fan-in, cut by measured spike mass) while that lowers the busiest tile's
+predicted cycles. :func:`check_partition` verifies every limit and that every
+nonzero synapse lives in exactly one fragment.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from spikeforge.errors import SpikeforgeError
+from spikeforge.qnet import QNet
+
+from ._checks import require as _require
+from .activity import Activity
+from .cost import DEFAULT_CYCLES, TileCycleModel, group_step_cycles
+from .hardware import HardwareSpec
+
+__all__ = [
+    "Fragment",
+    "Group",
+    "MappingError",
+    "Partition",
+    "Role",
+    "balance_partition",
+    "check_partition",
+    "partition_network",
+    "split_axons",
+]
+
+
+class MappingError(SpikeforgeError):
+    """The network cannot be mapped onto the hardware; ``str()`` says what and by how much."""
+
+
+class Role(enum.Enum):
+    """What a fragment's tile does."""
+
+    NEURON = "neuron"  # holds the group's membranes, receives partial sums, emits spikes
+    PARTIAL = "partial"  # accumulates a slice of the fan-in, sends partial currents
+
+
+@dataclass(frozen=True, eq=False)
+class Group:
+    """Neurons ``[lo, hi)`` of layer ``layer`` and the chunks of their fan-in."""
+
+    layer: int
+    neurons: tuple[int, int]
+    chunks: tuple[np.ndarray, ...]
+
+    @property
+    def n_neurons(self) -> int:
+        return self.neurons[1] - self.neurons[0]
+
+
+@dataclass(frozen=True, eq=False)
+class Fragment:
+    """One tile's share of a layer: a group's neurons and one chunk of their axons."""
+
+    index: int
+    layer: int
+    layer_name: str
+    group: int
+    chunk: int
+    neurons: tuple[int, int]
+    axons: np.ndarray
+    weight_bits: int
+
+    @property
+    def role(self) -> Role:
+        return Role.NEURON if self.chunk == 0 else Role.PARTIAL
+
+    @property
+    def n_neurons(self) -> int:
+        return self.neurons[1] - self.neurons[0]
+
+    @property
+    def n_axons(self) -> int:
+        return len(self.axons)
+
+    @property
+    def memory_bits(self) -> int:
+        """Weight memory used: one row of ``n_neurons`` weights per axon."""
+        return self.n_axons * self.n_neurons * self.weight_bits
+
+
+@dataclass(frozen=True, eq=False)
+class Partition:
+    """The groups of every layer, in layer order, and the fragments they make."""
+
+    net_name: str
+    layer_names: tuple[str, ...]
+    weight_bits: tuple[int, ...]
+    groups: tuple[Group, ...]
+
+    @cached_property
+    def fragments(self) -> tuple[Fragment, ...]:
+        out = []
+        for gi, g in enumerate(self.groups):
+            for k, axons in enumerate(g.chunks):
+                out.append(Fragment(index=len(out), layer=g.layer,
+                                    layer_name=self.layer_names[g.layer], group=gi, chunk=k,
+                                    neurons=g.neurons, axons=axons,
+                                    weight_bits=self.weight_bits[g.layer]))
+        return tuple(out)
+
+    @cached_property
+    def root(self) -> np.ndarray:
+        """Fragment index of each fragment's neuron tile (itself for a neuron tile)."""
+        first = {}
+        for f in self.fragments:
+            first.setdefault(f.group, f.index)
+        return np.array([first[f.group] for f in self.fragments], dtype=np.int64)
+
+    def tiles_per_layer(self) -> list[int]:
+        counts = [0] * len(self.layer_names)
+        for g in self.groups:
+            counts[g.layer] += len(g.chunks)
+        return counts
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, dtype=np.int64)
+    a.setflags(write=False)
+    return a
+
+
+def split_axons(lines: np.ndarray, k: int, cap: int, mass: np.ndarray | None = None
+                ) -> tuple[np.ndarray, ...]:
+    """Cut ``lines`` (sorted) into ``k`` contiguous chunks of at most ``cap`` lines.
+
+    With ``mass`` (spikes per line, indexed by line number) the cuts equalize
+    spike mass; when that would leave a chunk empty or over ``cap`` the cut
+    falls back to equal line counts.
+    """
+    lines = np.asarray(lines, dtype=np.int64)
+    if len(lines) == 0:
+        return (_frozen(lines),)
+    k = max(1, min(k, len(lines)))
+    parts = None
+    if mass is not None and k > 1:
+        m = np.asarray(mass, dtype=np.float64)[lines]
+        total = m.sum()
+        if total > 0:
+            cum = np.cumsum(m)
+            cuts = np.searchsorted(cum, total * np.arange(1, k) / k, side="left") + 1
+            cand = np.split(lines, cuts)
+            if all(0 < len(c) <= cap for c in cand):
+                parts = cand
+    if parts is None:
+        parts = np.array_split(lines, k)
+    return tuple(_frozen(p) for p in parts)
+
+
+def _receptive_field(weights: np.ndarray, neurons: tuple[int, int]) -> np.ndarray:
+    return np.flatnonzero(np.any(weights[neurons[0]:neurons[1]] != 0, axis=0))
+
+
+def _axon_cap(hw: HardwareSpec, n_neurons: int, wb: int) -> int:
+    return min(hw.tile.axons, hw.tile.synapse_memory_bits // (n_neurons * wb))
+
+
+def _make_group(net: QNet, hw: HardwareSpec, l: int, neurons: tuple[int, int],
+                k: int | None = None, mass: np.ndarray | None = None) -> Group:
+    layer = net.layers[l]
+    rf = _receptive_field(layer.weights, neurons)
+    cap = _axon_cap(hw, neurons[1] - neurons[0], layer.weight_bits)
+    k_min = max(1, math.ceil(len(rf) / cap))
+    return Group(l, neurons, split_axons(rf, max(k_min, k or 1), cap, mass))
+
+
+def partition_network(net: QNet, hw: HardwareSpec) -> Partition:
+    """The fewest fragments that respect every tile limit.
+
+    Raises
+    ------
+    MappingError
+        If a weight does not fit a tile's memory or the network needs more
+        tiles than the hardware has; the message says by how much.
+    """
+    groups: list[Group] = []
+    for l, layer in enumerate(net.layers):
+        wb = layer.weight_bits
+        mem = hw.tile.synapse_memory_bits
+        if mem < wb:
+            raise MappingError(
+                f"layer {layer.name}: one {wb}-bit weight does not fit a tile's synapse memory "
+                f"of {mem} bits ({wb - mem} bits short)"
+            )
+        g_max = min(hw.tile.neurons, layer.n_out, mem // wb)
+        n_groups = math.ceil(layer.n_out / g_max)
+        edges = np.linspace(0, layer.n_out, n_groups + 1).round().astype(int)
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            groups.append(_make_group(net, hw, l, (int(lo), int(hi))))
+    part = Partition(net.name, tuple(x.name for x in net.layers),
+                     tuple(x.weight_bits for x in net.layers), tuple(groups))
+    need = len(part.fragments)
+    if need > hw.n_tiles:
+        per_layer = ", ".join(f"{n}: {c}" for n, c in zip(part.layer_names,
+                                                         part.tiles_per_layer()))
+        raise MappingError(
+            f"network {net.name} needs {need} tiles ({per_layer}) but hardware {hw.name} has "
+            f"{hw.n_tiles}: {need - hw.n_tiles} too many"
+        )
+    return part
+
+
+def balance_partition(part: Partition, net: QNet, hw: HardwareSpec, activity: Activity,
+                      model: TileCycleModel = DEFAULT_CYCLES,
+                      budget: int | None = None) -> Partition:
+    """Spend spare tiles on the busiest group while that lowers the busiest tile's load.
+
+    Load is the mean predicted cycles per time step (:mod:`.cost`). Each round
+    tries two cuts of the group holding the busiest tile: halve its neurons,
+    or cut its fan-in into one more chunk (by spike mass); the better one is
+    kept if it lowers that group's busiest tile. Deterministic.
+    """
+    budget = hw.n_tiles if budget is None else min(budget, hw.n_tiles)
+    groups = list(part.groups)
+    lanes = hw.tile.neuron_lanes
+
+    def load(g: Group) -> float:
+        layer = net.layers[g.layer]
+        cyc = group_step_cycles(model, layer.weights, activity.inputs[g.layer],
+                                activity.outputs[g.layer], g.neurons, g.chunks, lanes)
+        return float(cyc.mean(axis=1).max())
+
+    loads = [load(g) for g in groups]
+    used = sum(len(g.chunks) for g in groups)
+    while used < budget:
+        gi = int(np.argmax(loads))
+        g = groups[gi]
+        mass = activity.in_counts(g.layer)
+        cands: list[list[Group]] = []
+        if g.n_neurons >= 2:
+            mid = (g.neurons[0] + g.neurons[1]) // 2
+            cands.append([_make_group(net, hw, g.layer, (g.neurons[0], mid), mass=mass),
+                          _make_group(net, hw, g.layer, (mid, g.neurons[1]), mass=mass)])
+        n_lines = sum(len(c) for c in g.chunks)
+        if len(g.chunks) < n_lines:
+            cands.append([_make_group(net, hw, g.layer, g.neurons, len(g.chunks) + 1, mass)])
+        best, best_load = None, loads[gi]
+        for cand in cands:
+            extra = sum(len(c.chunks) for c in cand) - len(g.chunks)
+            if used + extra > budget:
+                continue
+            cl = [load(c) for c in cand]
+            if max(cl) < best_load - 1e-9:
+                best, best_load, best_loads, best_extra = cand, max(cl), cl, extra
+        if best is None:
+            break
+        groups[gi:gi + 1] = best
+        loads[gi:gi + 1] = best_loads
+        used += best_extra
+    return Partition(part.net_name, part.layer_names, part.weight_bits, tuple(groups))
+
+
+def check_partition(part: Partition, net: QNet, hw: HardwareSpec) -> None:
+    """Raise ``AssertionError`` unless every limit holds and every synapse lives in one tile."""
+    frags = part.fragments
+    _require(len(frags) <= hw.n_tiles, f"{len(frags)} fragments for {hw.n_tiles} tiles")
+    for f in frags:
+        _require(1 <= f.n_neurons <= hw.tile.neurons, f"fragment {f.index}: neurons {f.n_neurons}")
+        _require(f.n_axons <= hw.tile.axons, f"fragment {f.index}: axons {f.n_axons}")
+        _require(f.memory_bits <= hw.tile.synapse_memory_bits, f"fragment {f.index}: memory")
+        _require(np.all(np.diff(f.axons) > 0), f"fragment {f.index}: axons not sorted/unique")
+    for l, layer in enumerate(net.layers):
+        cover = np.zeros(layer.weights.shape, dtype=np.int64)
+        owned = np.zeros(layer.n_out, dtype=np.int64)
+        for g in (g for g in part.groups if g.layer == l):
+            owned[g.neurons[0]:g.neurons[1]] += 1
+            for a in g.chunks:
+                cover[g.neurons[0]:g.neurons[1], a] += 1
+        _require(np.all(owned == 1), f"layer {layer.name}: a neuron is in {owned.max()} groups")
+        _require(np.all(cover <= 1), f"layer {layer.name}: a synapse is in two fragments")
+        _require(np.all(cover[layer.weights != 0] == 1), f"layer {layer.name}: a synapse is lost")
