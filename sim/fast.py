@@ -79,7 +79,7 @@ module {TB_NAME};
 
   integer fi, fo, r, n_samples, s, t, pos;
   reg [NIN-1:0] vec;
-  reg [8*1024-1:0] in_name, out_name;
+  reg [8*1024-1:0] in_name, out_name, vcd_name;
   reg [1:0] state;
   localparam CLEAR = 2'd0, SEND = 2'd1, WAIT = 2'd2;
 
@@ -106,6 +106,10 @@ module {TB_NAME};
     if (!$value$plusargs("in=%s", in_name)) begin $display("need +in="); $finish; end
     if (!$value$plusargs("out=%s", out_name)) begin $display("need +out="); $finish; end
     if (!$value$plusargs("n=%d", n_samples)) begin $display("need +n="); $finish; end
+    if ($value$plusargs("vcd=%s", vcd_name)) begin
+      $dumpfile(vcd_name);
+      $dumpvars(0, dut);
+    end
     fi = $fopen(in_name, "r");
     fo = $fopen(out_name, "w");
     s = 0; t = 0; pos = 0; state = CLEAR;
@@ -234,6 +238,9 @@ def _build(simulator: str, build: Path, sources: list[Path], log) -> Path:
         cmd = ["verilator", "--binary", "-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3",
                "--x-assign", "fast", "--x-initial", "unique", "-CFLAGS", "-std=c++20",
                "-j", str(os.cpu_count() or 1),
+               # the PyPI build leaves the precompiled-header flag empty; large designs
+               # are split into several C++ files that include the header through it
+               "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include",
                "--top-module", TB_NAME, "--Mdir", str(obj), "-o", "Vtb", *map(str, sources)]
     proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=build)
     if proc.returncode != 0:
@@ -242,8 +249,14 @@ def _build(simulator: str, build: Path, sources: list[Path], log) -> Path:
 
 
 def run_fast(qnet: QNet, spikes: np.ndarray, *, simulator: str = "verilator",
-             build_dir: str | os.PathLike[str]) -> FastRun:
-    """Run every sample of ``spikes`` (``[N, T, n_in]``) through the RTL in one simulation."""
+             build_dir: str | os.PathLike[str], vcd: str | os.PathLike[str] | None = None,
+             ) -> FastRun:
+    """Run every sample of ``spikes`` (``[N, T, n_in]``) through the RTL in one simulation.
+
+    With ``vcd`` (Icarus only) the run also dumps a waveform of the whole DUT there.
+    """
+    if vcd is not None and simulator != "icarus":
+        raise SpikeforgeError("waveforms of the fast testbench need --simulator icarus")
     spikes = np.asarray(spikes, dtype=np.uint8)
     if spikes.ndim != 3 or spikes.shape[1:] != (qnet.timesteps, qnet.n_in):
         raise SpikeforgeError(
@@ -265,6 +278,8 @@ def run_fast(qnet: QNet, spikes: np.ndarray, *, simulator: str = "verilator",
         exe = _build(simulator, build, [tb, dut], log)
         t1 = time.perf_counter()
         args = [f"+in={stim}", f"+out={out}", f"+n={len(spikes)}"]
+        if vcd is not None:
+            args.append(f"+vcd={Path(vcd).resolve()}")
         cmd = ["vvp", "-n", str(exe), *args] if simulator == "icarus" else [str(exe), *args]
         with open(build / "sim.log", "w") as slog:
             proc = subprocess.run(cmd, stdout=slog, stderr=subprocess.STDOUT, cwd=build)

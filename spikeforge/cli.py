@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("qnet", help="NAME.qnet.yaml")
     v.add_argument("--out", required=True, help="output folder")
     v.set_defaults(func=_cmd_verilog)
+    from spikeforge.sim.cli import add_parsers as add_sim_parsers
+
+    add_sim_parsers(sub)
     return p
 
 

@@ -1,0 +1,180 @@
+"""`spikeforge sim` and `spikeforge verify`: run a QNet's RTL on given inputs.
+
+Inputs are an NPZ with ``spikes`` (uint8 ``[N, T, n_in]``). Outputs go to
+``DIR/outputs.npz``: ``spikes.LAYER`` (uint8 ``[N, T, n_out]``, spiking layers),
+``membrane.LAYER`` (int64 ``[N, n_out]``), ``counters.LAYER.NAME`` (int64 ``[N]``)
+and ``cycles``. ``verify`` also compares with the reference, writes
+``mismatches.json``, a waveform of the first failing sample (Icarus VCD), and the
+energy report (``energy.json``, ``energy.png``) from the RTL's counters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from spikeforge.errors import SpikeforgeError
+from spikeforge.qnet import QNet, load_qnet
+
+__all__ = ["add_parsers", "load_inputs"]
+
+
+def load_inputs(path: str | os.PathLike[str], net: QNet) -> np.ndarray:
+    """Read and check ``spikes`` from an inputs NPZ; one-line errors name file and field."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpikeforgeError(f"{p}: file does not exist")
+    try:
+        with np.load(p, allow_pickle=False) as d:
+            keys = set(d.files)
+            arr = d["spikes"] if "spikes" in keys else None
+    except Exception as e:  # numpy raises several types for a damaged archive
+        raise SpikeforgeError(f"{p}: cannot be read as NPZ ({e.__class__.__name__})") from None
+    if arr is None:
+        if "pixels" in keys:
+            raise SpikeforgeError(f"{p}: field pixels: this hardware has no on-chip encoder "
+                                  "yet; give rate-coded 'spikes' [N, T, n_in]")
+        raise SpikeforgeError(f"{p}: field spikes: missing")
+    want = (net.timesteps, net.n_in)
+    if arr.ndim != 3 or arr.shape[1:] != want:
+        raise SpikeforgeError(f"{p}: field spikes: shape {list(arr.shape)}, expected "
+                              f"[N, {want[0]}, {want[1]}]")
+    if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
+        raise SpikeforgeError(f"{p}: field spikes: dtype {arr.dtype}, expected uint8")
+    if arr.size and not np.isin(arr, (0, 1)).all():
+        raise SpikeforgeError(f"{p}: field spikes: values must be 0 or 1")
+    return arr.astype(np.uint8)
+
+
+def _run(args: argparse.Namespace, net: QNet, spikes: np.ndarray, stage: Path):
+    if args.mode == "fast":
+        from spikeforge.sim.fast import run_fast
+
+        return run_fast(net, spikes, simulator=args.simulator, build_dir=stage / "build").result
+    from spikeforge.sim.runner import run_rtl
+
+    return run_rtl(net, spikes, simulator=args.simulator, build_dir=stage / "build",
+                   stall_seed=args.stall_seed).result
+
+
+def _staged(out: Path):
+    out = out.resolve()
+    if out.exists() and not out.is_dir():
+        raise SpikeforgeError(f"--out {out}: exists and is not a folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out, Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+
+
+def _finish(stage: Path, out: Path) -> None:
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(stage, 0o777 & ~umask)
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(stage, out)
+
+
+def _cmd(args: argparse.Namespace, verify: bool) -> int:
+    from spikeforge.sim.tools import simulator_available
+
+    net = load_qnet(args.qnet)
+    spikes = load_inputs(args.inputs, net)
+    reason = simulator_available(args.simulator)
+    if reason:
+        raise SpikeforgeError(f"--simulator {args.simulator}: {reason}")
+    out, stage = _staged(Path(args.out))
+    try:
+        result = _run(args, net, spikes, stage)
+        np.savez(stage / "outputs.npz", **result.to_npz_dict())
+        status = 0
+        if verify:
+            status = _verify(net, spikes, result, stage, args)
+        _finish(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    print(f"wrote {out / 'outputs.npz'} ({len(spikes)} samples, {args.simulator}, {args.mode})")
+    return status
+
+
+def _verify(net: QNet, spikes: np.ndarray, result, stage: Path, args) -> int:
+    from spikeforge.energy import energy_report
+    from spikeforge.reference import simulate
+    from spikeforge.sim.protocol import compare
+
+    ref = simulate(net, spikes)
+    mism = compare(ref, result)
+    (stage / "mismatches.json").write_text(json.dumps(
+        {"samples": len(spikes), "mismatches": len(mism),
+         "first": [m.__dict__ for m in mism[:100]]}, indent=2))
+    energy = energy_report(net, result.counters, source=f"rtl counters ({args.simulator})")
+    (stage / "energy.json").write_text(json.dumps(energy, indent=2))
+    _plot_energy(energy, stage / "energy.png")
+    print(f"verified {len(spikes)} samples on {args.simulator}: {len(mism)} mismatching")
+    for m in mism[:5]:
+        print(f"  {m}")
+    if mism and simulator_has_waves():
+        from spikeforge.sim.fast import run_fast
+
+        first = mism[0].sample
+        if first >= 0:
+            run_fast(net, spikes[first:first + 1], simulator="icarus",
+                     build_dir=stage / "wave_build", vcd=stage / f"sample{first}.vcd")
+            print(f"  waveform of sample {first}: {stage.name}/sample{first}.vcd")
+    print(f"energy per sample (Panda): SNN {energy['snn_pj']:.1f} pJ, ANN "
+          f"{energy['ann_pj']:.1f} pJ, EE {energy['ee']:.2f}; hardware-aware "
+          f"{energy['hardware_pj']:.1f} pJ (from the RTL's counters)")
+    return 1 if mism else 0
+
+
+def simulator_has_waves() -> bool:
+    from spikeforge.sim.tools import simulator_available
+
+    return simulator_available("icarus") is None
+
+
+def _plot_energy(energy: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [l["name"] for l in energy["layers"]]
+    x = np.arange(len(names))
+    snn = [l["panda"]["snn_pj"] for l in energy["layers"]]
+    ann = [l["panda"]["ann_pj"] for l in energy["layers"]]
+    hw = [l["hardware"]["total_pj"] for l in energy["layers"]]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.bar(x - 0.27, ann, 0.27, label="ANN, Panda (MAC 3.2 pJ)", color="tab:gray")
+    ax.bar(x, snn, 0.27, label="SNN, Panda (AC 0.1 pJ)", color="tab:blue")
+    ax.bar(x + 0.27, hw, 0.27, label="SNN, hardware-aware", color="tab:orange")
+    ax.set_xticks(x, names)
+    ax.set_yscale("log")
+    ax.set(ylabel="pJ per sample", title=f"energy per layer (EE {energy['ee']:.1f}, "
+                                         f"{energy['source']})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def add_parsers(sub) -> None:
+    for name, verify in (("sim", False), ("verify", True)):
+        p = sub.add_parser(name, help=("run a QNet's RTL on inputs" if not verify else
+                                       "run the RTL and compare with the reference"))
+        p.add_argument("qnet", help="NAME.qnet.yaml")
+        p.add_argument("--inputs", required=True, help="NPZ with spikes [N, T, n_in] (uint8)")
+        p.add_argument("--simulator", default="icarus", help="icarus or verilator")
+        p.add_argument("--mode", choices=("fast", "cocotb"), default="fast",
+                       help="fast: plain-Verilog testbench, whole test sets; "
+                            "cocotb: Python drives every cycle (random stalls possible)")
+        p.add_argument("--stall-seed", type=int, default=None,
+                       help="cocotb mode: random valid/ready stalls from this seed")
+        p.add_argument("--out", required=True, help="output folder (replaced at the end)")
+        p.set_defaults(func=lambda a, v=verify: _cmd(a, v))
