@@ -17,12 +17,13 @@ def _needs(simulator: str) -> None:
         pytest.skip(f"{simulator}: {reason}")
 
 
-@pytest.mark.parametrize("seed", range(8))
-def test_icarus_random_qnets(seed, tmp_path):
-    _needs("icarus")
+@pytest.mark.parametrize("simulator, seed", [("icarus", s) for s in range(8)]
+                         + [("verilator", s) for s in (0, 1)])
+def test_cocotb_random_qnets(simulator, seed, tmp_path):
+    _needs(simulator)
     net = random_qnet(100 + seed, max_width=16, max_timesteps=8)
     x = random_spikes(seed, net, 5)
-    run = run_rtl(net, x, simulator="icarus", build_dir=tmp_path,
+    run = run_rtl(net, x, simulator=simulator, build_dir=tmp_path,
                   stall_seed=seed if seed % 2 else None, check=True)
     mismatches = compare(simulate(net, x), run.result)
     assert not mismatches, "\n".join(map(str, mismatches[:3]))
