@@ -10,7 +10,7 @@ from .analysis import Analysis, analyze
 from .cost import TileCycleModel
 from .flow import PASSES, MapOptions, MapState, Pass, run_mapping, write_mapping
 from .hardware import HardwareSpec, hardware_from_dict, load_hardware
-from .lowering import conv2d_to_dense
+from .lowering import Flatten, conv2d_to_dense
 from .partition import (
     Fragment,
     Group,
@@ -29,6 +29,7 @@ __all__ = [
     "Activity",
     "ActivitySource",
     "Analysis",
+    "Flatten",
     "Fragment",
     "Group",
     "HardwareSpec",

@@ -10,9 +10,12 @@ costs about its busiest tile's cycles plus the pipeline fill::
                   + fill,   fill = sum over layers of (busiest tile's mean step cycles
                                                       + hop_cycles * longest hop into it)
 
-A mesh link moves one packet per cycle; when the busiest link (XY routing)
-carries more packets per sample than the busiest tile spends cycles, the link
-bounds the throughput instead, and the report says so.
+A mesh link moves one packet per cycle. Routers multicast: a spike travels
+the union of the XY routes to the tiles that need it (a dimension-ordered
+tree), crossing each link of it once; partial sums and readout go unicast.
+When the busiest link carries more packets per sample than the busiest tile
+spends cycles, the link bounds the throughput instead, and the report says so.
+(The placement objective counts unicast hops, an upper bound of the tree's.)
 """
 
 from __future__ import annotations
@@ -31,7 +34,13 @@ from .partition import Partition
 from .placement import Placement, PlacementProblem
 from .traffic import Traffic
 
-__all__ = ["Analysis", "analyze", "fragment_step_cycles", "xy_links"]
+__all__ = [
+    "Analysis",
+    "analyze",
+    "fragment_step_cycles",
+    "multicast_link_loads",
+    "xy_links",
+]
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,46 @@ def xy_links(src: tuple[int, int], dst: tuple[int, int]) -> list[tuple[tuple[int
     return links
 
 
+def multicast_link_loads(part: Partition, net: QNet, activity: Activity, traffic: Traffic,
+                         where: list[tuple[int, int]]) -> dict:
+    """Packets per sample on every directed link: spikes on XY multicast trees, the rest unicast.
+
+    ``where[i]`` is the mesh position of fragment ``i`` (the last entry: the I/O port).
+    """
+    frags = part.fragments
+    io = len(frags)
+    load: dict = defaultdict(float)
+    for l, layer in enumerate(net.layers):
+        dests = [f for f in frags if f.layer == l]
+        member = np.zeros((len(dests), layer.n_in), dtype=bool)
+        for i, f in enumerate(dests):
+            member[i, f.axons] = True
+        source = np.full(layer.n_in, io, dtype=np.int64)
+        if l > 0:
+            for f in frags:
+                if f.layer == l - 1 and f.chunk == 0:
+                    source[f.neurons[0]:f.neurons[1]] = f.index
+        mass = activity.in_counts(l)
+        keys = np.concatenate([source[None].astype(np.int64), member.astype(np.int64)])
+        uniq, inv = np.unique(keys, axis=1, return_inverse=True)
+        per_key = np.bincount(inv.ravel(), weights=mass, minlength=uniq.shape[1])
+        for u in range(uniq.shape[1]):
+            if per_key[u] <= 0:
+                continue
+            src = int(uniq[0, u])
+            tree = set()
+            for i in np.flatnonzero(uniq[1:, u]):
+                tree.update(xy_links(where[src], where[dests[i].index]))
+            for link in tree:
+                load[link] += per_key[u]
+    unicast = traffic.partials + traffic.readout
+    unicast[:io, io] += traffic.spikes[:io, io]  # the last layer's spikes to the I/O port
+    for i, j in zip(*np.nonzero(unicast)):
+        for link in xy_links(where[i], where[j]):
+            load[link] += unicast[i, j]
+    return dict(load)
+
+
 def analyze(part: Partition, net: QNet, hw: HardwareSpec, activity: Activity,
             traffic: Traffic, pb: PlacementProblem, placement: Placement,
             model: TileCycleModel = DEFAULT_CYCLES) -> Analysis:
@@ -106,19 +155,15 @@ def analyze(part: Partition, net: QNet, hw: HardwareSpec, activity: Activity,
     busiest = int(np.argmax(per_step))
     mean = float(per_step.mean())
 
-    total = traffic.total
     coords = pb.coords
     pos = pb.with_io(placement.slots)
-    link_load: dict = defaultdict(float)
-    src_i, dst_i = np.nonzero(total)
+    where = [tuple(coords[p].tolist()) for p in pos]
+    link_load = multicast_link_loads(part, net, activity, traffic, where)
     longest_into = np.zeros(len(net.layers))
-    for i, j in zip(src_i.tolist(), dst_i.tolist()):
-        a, b = tuple(coords[pos[i]].tolist()), tuple(coords[pos[j]].tolist())
-        route = xy_links(a, b)
-        for link in route:
-            link_load[link] += total[i, j]
+    for i, j in zip(*np.nonzero(traffic.total)):
         if j != io:
-            longest_into[frags[j].layer] = max(longest_into[frags[j].layer], len(route))
+            hops = int(pb.dist[pos[i], pos[j]])
+            longest_into[frags[j].layer] = max(longest_into[frags[j].layer], hops)
     if link_load:
         busiest_link, link_packets = max(link_load.items(), key=lambda kv: (kv[1], kv[0]))
     else:

@@ -2,15 +2,21 @@
 
 It extends the per-layer model of docs/HARDWARE.md to tiles. Per time step a
 tile takes one packet per cycle at its input (an input spike reads one weight
-row; a partial-sum packet adds into one accumulator), needs
+row; a partial-sum packet adds into ``neuron_lanes`` accumulators), needs
 ``accept_overhead`` cycles to drain the last add and take the step's end,
 updates its neurons ``neuron_lanes`` at a time, and sends one packet per cycle
-(a spike, multicast by the router, or one partial sum) plus ``emit_overhead``
+(a spike, multicast by the router, or one partial-sum packet) plus ``emit_overhead``
 for the step's end. Accepting step ``t+1`` overlaps emitting step ``t``, so::
 
     cycles(t) = max(in(t) + accept_overhead, out(t) + emit_overhead) + ceil(neurons / lanes)
 
-A partial-sum tile updates no neurons (its update term is 0). Everything here
+A partial-sum tile updates no neurons (its update term is 0). The partial
+sums of a group flow along a chain of its tiles to the neuron tile
+(:func:`chain_partials`), so no tile receives more than one partial stream. A tile reads its
+accumulators out ``neuron_lanes`` at a time, so one partial-sum packet carries
+the partial currents of ``neuron_lanes`` consecutive neurons (the width of
+the neuron tile's update lanes, which add them in one cycle), and a packet
+whose currents are all zero is not sent. Everything here
 works on per-(sample, step) rows of the reference simulator's spikes, so the
 prediction uses the real distribution of work, not a mean rate.
 """
@@ -24,7 +30,8 @@ import numpy as np
 
 __all__ = [
     "DEFAULT_CYCLES",
-    "TileCycleModel", "group_step_cycles", "nonzero_partials", "spikes_on"]
+    "TileCycleModel",
+    "chain_partials", "group_step_cycles", "nonzero_partials", "spikes_on"]
 
 
 @dataclass(frozen=True)
@@ -53,19 +60,40 @@ def spikes_on(spikes: np.ndarray, lines: np.ndarray) -> np.ndarray:
 
 
 def nonzero_partials(spikes: np.ndarray, weights: np.ndarray, neurons: np.ndarray,
-                     axons: np.ndarray) -> np.ndarray:
-    """Partial-sum packets per row: neurons whose partial current over ``axons`` is nonzero.
+                     axons: np.ndarray, lanes: int = 1) -> np.ndarray:
+    """Partial-sum packets per row: lane groups with a nonzero partial current over ``axons``.
 
-    A partial-sum tile sends nothing for a neuron whose partial current is
-    exactly zero in a step (no spike reached it, or the weights cancelled).
-    The product is exact in float64 (every term is below 2^15 and there are
-    far fewer than 2^37 of them).
+    ``neurons`` is cut into runs of ``lanes`` (one packet each); a run whose
+    partial currents are all exactly zero in a step (no spike reached it, or
+    the weights cancelled) is not sent. The product is exact in float64
+    (every term is below 2^15 and there are far fewer than 2^37 of them).
     """
     if len(axons) == 0 or len(neurons) == 0:
         return np.zeros(spikes.shape[0], dtype=np.int64)
     s = spikes[:, axons].astype(np.float64)
     w = weights[np.ix_(neurons, axons)].astype(np.float64)
-    return np.count_nonzero(s @ w.T, axis=1).astype(np.int64)
+    nz = (s @ w.T) != 0
+    pad = (-len(neurons)) % lanes
+    if pad:
+        nz = np.concatenate([nz, np.zeros((nz.shape[0], pad), dtype=bool)], axis=1)
+    return nz.reshape(nz.shape[0], -1, lanes).any(axis=2).sum(axis=1, dtype=np.int64)
+
+
+def chain_partials(spikes: np.ndarray, weights: np.ndarray, neurons: tuple[int, int],
+                   chunks: tuple[np.ndarray, ...], lanes: int) -> list[np.ndarray]:
+    """Partial-sum packets per row sent by chunk ``k`` (``k >= 1``) down the group's chain.
+
+    Partial sums flow along a chain: chunk ``K-1`` sends to ``K-2``, ..., chunk
+    1 to the neuron tile (chunk 0). Each tile adds what it receives into its
+    own accumulators, so chunk ``k`` sends the partial current over chunks
+    ``k..K-1``; entry ``k - 1`` of the result holds chunk ``k``'s packets.
+    """
+    idx = np.arange(*neurons)
+    out = []
+    for k in range(1, len(chunks)):
+        axons = np.concatenate(chunks[k:])
+        out.append(nonzero_partials(spikes, weights, idx, axons, lanes))
+    return out
 
 
 def group_step_cycles(model: TileCycleModel, weights: np.ndarray, spikes_in: np.ndarray,
@@ -73,16 +101,18 @@ def group_step_cycles(model: TileCycleModel, weights: np.ndarray, spikes_in: np.
                       chunks: tuple[np.ndarray, ...], lanes: int) -> np.ndarray:
     """Cycles per row of every tile of one neuron group: float64 ``[len(chunks), rows]``.
 
-    Chunk 0 sits in the neuron tile, which also receives the partial sums of
-    chunks 1.. and emits the group's spikes; every other chunk is a
-    partial-sum tile.
+    Chunk 0 sits in the neuron tile, which emits the group's spikes; every
+    other chunk is a partial-sum tile in the chain of :func:`chain_partials`.
+    Each tile takes its own input spikes plus the packets of the next chunk.
     """
     idx = np.arange(*neurons)
-    rows = spikes_in.shape[0]
-    out = np.zeros((len(chunks), rows), dtype=np.float64)
-    partials = [nonzero_partials(spikes_in, weights, idx, a) for a in chunks[1:]]
-    for k, a in enumerate(chunks[1:], start=1):
-        out[k] = model.step_cycles(spikes_on(spikes_in, a), partials[k - 1], 0, lanes)
-    into_root = spikes_on(spikes_in, chunks[0]) + (sum(partials) if partials else 0)
-    out[0] = model.step_cycles(into_root, spikes_on(spikes_out, idx), len(idx), lanes)
+    k_n = len(chunks)
+    out = np.zeros((k_n, spikes_in.shape[0]), dtype=np.float64)
+    sent = chain_partials(spikes_in, weights, neurons, chunks, lanes)
+    for k in range(k_n):
+        packets_in = spikes_on(spikes_in, chunks[k]) + (sent[k] if k + 1 < k_n else 0)
+        if k == 0:
+            out[0] = model.step_cycles(packets_in, spikes_on(spikes_out, idx), len(idx), lanes)
+        else:
+            out[k] = model.step_cycles(packets_in, sent[k - 1], 0, lanes)
     return out

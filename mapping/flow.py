@@ -114,7 +114,7 @@ def _check_activity(st: MapState) -> None:
 
 # --- partition
 def _partition(st: MapState) -> None:
-    st.partition = partition_network(st.net, st.hw)
+    st.partition = partition_network(st.net, st.hw, st.activity)
 
 
 def _check_partition(st: MapState) -> None:
@@ -130,7 +130,7 @@ def _balance(st: MapState) -> None:
 
 # --- traffic
 def _traffic(st: MapState) -> None:
-    st.traffic = measure_traffic(st.partition, st.net, st.activity)
+    st.traffic = measure_traffic(st.partition, st.net, st.activity, st.hw.tile.neuron_lanes)
 
 
 def _check_traffic(st: MapState) -> None:

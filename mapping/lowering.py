@@ -1,15 +1,27 @@
 """Lower a 2-D convolution to a dense weight matrix (SPEC.md §1: conv is dense, unrolled).
 
-Neurons and input lines are flattened channel-major, ``index = (c * H + y) * W + x``,
-so a contiguous range of neurons is a band of rows of one channel's feature
-map, which keeps a tile's receptive field small.
+Input lines are flattened channel-major, ``(c * H + y) * W + x`` (as ``torch``
+flattens ``[C, H, W]``). Output neurons are flattened either the same way
+(:attr:`Flatten.CHW`) or position-major, ``(y * W_out + x) * C_out + o``
+(:attr:`Flatten.HWC`, the default): then a contiguous range of neurons -- what
+a tile holds -- is a band of output rows with all their channels, whose
+receptive field is a narrow band of the input, so it needs few axons.
 """
 
 from __future__ import annotations
 
+import enum
+
 import numpy as np
 
-__all__ = ["conv2d_output_shape", "conv2d_to_dense"]
+__all__ = ["Flatten", "conv2d_output_shape", "conv2d_to_dense"]
+
+
+class Flatten(enum.Enum):
+    """Order of the output neurons of a lowered convolution."""
+
+    CHW = "chw"  # channel-major, like torch's flatten of [C, H, W]
+    HWC = "hwc"  # position-major: a neuron range is a band of rows, all channels
 
 
 def conv2d_output_shape(in_shape: tuple[int, int, int], kernel: int, stride: int = 1,
@@ -24,7 +36,7 @@ def conv2d_output_shape(in_shape: tuple[int, int, int], kernel: int, stride: int
 
 
 def conv2d_to_dense(weights: np.ndarray, in_shape: tuple[int, int, int], stride: int = 1,
-                    padding: int = 0) -> np.ndarray:
+                    padding: int = 0, order: Flatten = Flatten.HWC) -> np.ndarray:
     """The dense ``[C_out*H_out*W_out, C*H*W]`` matrix of a convolution (zero padding).
 
     Parameters
@@ -36,12 +48,14 @@ def conv2d_to_dense(weights: np.ndarray, in_shape: tuple[int, int, int], stride:
     stride, padding : int
         As in ``torch.nn.Conv2d``; padded positions have no input line, so
         they simply contribute no synapse.
+    order : Flatten
+        Order of the output neurons (the rows).
 
     Returns
     -------
     numpy.ndarray
-        Row ``(o * H_out + y) * W_out + x`` holds the kernel of output channel
-        ``o`` at output position ``(y, x)``.
+        Row ``(y * W_out + x) * C_out + o`` (``HWC``) or ``(o * H_out + y) * W_out + x``
+        (``CHW``) holds the kernel of output channel ``o`` at output position ``(y, x)``.
     """
     w = np.asarray(weights)
     if w.ndim != 4 or w.shape[2] != w.shape[3] or w.shape[1] != in_shape[0]:
@@ -51,7 +65,7 @@ def conv2d_to_dense(weights: np.ndarray, in_shape: tuple[int, int, int], stride:
     c_out, c_in, k, _ = w.shape
     _, h, wd = in_shape
     _, ho, wo = conv2d_output_shape(in_shape, k, stride, padding, c_out)
-    dense = np.zeros((c_out, ho, wo, c_in, h, wd), dtype=w.dtype)
+    dense = np.zeros((ho, wo, c_out, c_in, h, wd), dtype=w.dtype)
     for y in range(ho):
         for x in range(wo):
             for dy in range(k):
@@ -61,5 +75,7 @@ def conv2d_to_dense(weights: np.ndarray, in_shape: tuple[int, int, int], stride:
                 for dx in range(k):
                     ix = x * stride + dx - padding
                     if 0 <= ix < wd:
-                        dense[:, y, x, :, iy, ix] = w[:, :, dy, dx]
-    return dense.reshape(c_out * ho * wo, c_in * h * wd)
+                        dense[y, x, :, :, iy, ix] = w[:, :, dy, dx]
+    if order is Flatten.CHW:
+        dense = dense.transpose(2, 0, 1, 3, 4, 5)
+    return np.ascontiguousarray(dense).reshape(c_out * ho * wo, c_in * h * wd)

@@ -3,7 +3,9 @@
 ``mapping.yaml`` (``format: mapping/1``) lists every used tile with its mesh
 position, layer, role, neurons ``[lo, hi)``, axons as half-open ranges of the
 layer's input lines, the tile its partial sums go to (partial tiles) and the
-tiles its spikes go to (neuron tiles). Writing is atomic.
+tiles its spikes go to (neuron tiles). Partial sums flow along each group's
+chain of tiles (chunk ``k`` sends to chunk ``k-1``; chunk 0 is the neuron
+tile). Writing is atomic.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def mapping_document(part: Partition, hw: HardwareSpec, traffic: Traffic,
             "memory_bits": f.memory_bits,
         }
         if f.role is Role.PARTIAL:
-            rec["partial_to"] = int(slots[part.root[f.index]])
+            rec["partial_to"] = int(slots[f.index - 1])  # the chain: chunk k -> chunk k-1
         else:
             dests = np.flatnonzero(traffic.spikes[f.index, :io] + traffic.readout[f.index, :io])
             rec["spikes_to"] = sorted(int(slots[j]) for j in dests)

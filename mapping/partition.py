@@ -6,8 +6,9 @@ nonzero weight into the group) is cut into **chunks** of at most ``axons``
 lines, so that ``chunk axons x group neurons x weight_bits`` fits the synapse
 memory. Each chunk is one **fragment**, one tile: chunk 0 is the group's
 *neuron* tile (it holds the membranes and emits the spikes), every further
-chunk is a *partial-sum* tile that accumulates its slice of the fan-in and
-sends the nonzero partial currents to the neuron tile each step.
+chunk is a *partial-sum* tile that accumulates its slice of the fan-in; the
+partial currents flow along the chain ``K-1 -> ... -> 1 -> 0`` each step,
+every tile adding what it receives (:func:`.cost.chain_partials`).
 
 :func:`partition_network` makes the fewest fragments the limits allow and
 refuses, in one line, a network that does not fit. :func:`balance_partition`
@@ -31,7 +32,7 @@ from spikeforge.qnet import QNet
 
 from ._checks import require as _require
 from .activity import Activity
-from .cost import DEFAULT_CYCLES, TileCycleModel, group_step_cycles
+from .cost import DEFAULT_CYCLES, TileCycleModel, chain_partials, group_step_cycles
 from .hardware import HardwareSpec
 
 __all__ = [
@@ -143,13 +144,15 @@ def _frozen(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def split_axons(lines: np.ndarray, k: int, cap: int, mass: np.ndarray | None = None
-                ) -> tuple[np.ndarray, ...]:
+def split_axons(lines: np.ndarray, k: int, cap: int, mass: np.ndarray | None = None,
+                overhead: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
     """Cut ``lines`` (sorted) into ``k`` contiguous chunks of at most ``cap`` lines.
 
     With ``mass`` (spikes per line, indexed by line number) the cuts equalize
-    spike mass; when that would leave a chunk empty or over ``cap`` the cut
-    falls back to equal line counts.
+    spike mass plus ``overhead[c]``, the other work of chunk ``c``'s tile in
+    spike-equivalent cycles (a chunk may get no line when its overhead is
+    large). When a cut would leave a chunk over ``cap``, or a chunk other than
+    the first empty, the cut falls back to equal line counts.
     """
     lines = np.asarray(lines, dtype=np.int64)
     if len(lines) == 0:
@@ -159,11 +162,17 @@ def split_axons(lines: np.ndarray, k: int, cap: int, mass: np.ndarray | None = N
     if mass is not None and k > 1:
         m = np.asarray(mass, dtype=np.float64)[lines]
         total = m.sum()
+        extra = np.zeros(k) if overhead is None else np.asarray(overhead, dtype=np.float64)
         if total > 0:
+            share = (total + extra.sum()) / k
+            want = np.maximum(share - extra, 0.0)
+            want *= total / want.sum()
+            targets = np.cumsum(want)[:-1]
             cum = np.cumsum(m)
-            cuts = np.searchsorted(cum, total * np.arange(1, k) / k, side="left") + 1
+            cuts = np.searchsorted(cum, targets - 1e-9 * total, side="left") + 1
+            cuts = np.where(targets <= 1e-12 * total, 0, cuts)
             cand = np.split(lines, cuts)
-            if all(0 < len(c) <= cap for c in cand):
+            if all(len(c) <= cap for c in cand) and all(len(c) > 0 for c in cand[1:]):
                 parts = cand
     if parts is None:
         parts = np.array_split(lines, k)
@@ -179,16 +188,49 @@ def _axon_cap(hw: HardwareSpec, n_neurons: int, wb: int) -> int:
 
 
 def _make_group(net: QNet, hw: HardwareSpec, l: int, neurons: tuple[int, int],
-                k: int | None = None, mass: np.ndarray | None = None) -> Group:
+                k: int = 1, activity: Activity | None = None,
+                model: TileCycleModel = DEFAULT_CYCLES) -> Group:
+    """A group with at least ``k`` chunks (more when the limits need them).
+
+    Without activity the chunks have equal line counts. With it they are cut
+    by spike mass, and cuts that give busier tiles (the neuron tile, tiles that
+    take partial sums) less spike mass are kept when their busiest tile is lighter.
+    """
     layer = net.layers[l]
     rf = _receptive_field(layer.weights, neurons)
     cap = _axon_cap(hw, neurons[1] - neurons[0], layer.weight_bits)
-    k_min = max(1, math.ceil(len(rf) / cap))
-    return Group(l, neurons, split_axons(rf, max(k_min, k or 1), cap, mass))
+    k = max(k, math.ceil(len(rf) / cap), 1)
+    if activity is None:
+        return Group(l, neurons, split_axons(rf, k, cap))
+    mass = activity.in_counts(l)
+    lanes = hw.tile.neuron_lanes
+    idx = np.arange(*neurons)
+
+    def busiest(chunks: tuple[np.ndarray, ...]) -> float:
+        cyc = group_step_cycles(model, layer.weights, activity.inputs[l], activity.outputs[l],
+                                neurons, chunks, lanes)
+        return float(cyc.mean(axis=1).max())
+
+    best = split_axons(rf, k, cap, mass)
+    if len(best) > 1:
+        # Every tile but the last also takes the next chunk's partial sums; the
+        # neuron tile also updates the neurons: give them less spike mass.
+        sent = chain_partials(activity.inputs[l], layer.weights, neurons, best, lanes)
+        flits = np.array([p.sum() / activity.samples for p in sent] + [0.0])
+        upd = np.zeros(len(best))
+        upd[0] = math.ceil(len(idx) / lanes) * activity.timesteps
+        for scale in (0.5, 1.0, 1.5):
+            other = split_axons(rf, k, cap, mass, overhead=scale * (flits + upd))
+            if busiest(other) < busiest(best):
+                best = other
+    return Group(l, neurons, best)
 
 
-def partition_network(net: QNet, hw: HardwareSpec) -> Partition:
+def partition_network(net: QNet, hw: HardwareSpec, activity: Activity | None = None
+                      ) -> Partition:
     """The fewest fragments that respect every tile limit.
+
+    With ``activity`` a group's fan-in is cut by spike mass (see :func:`_make_group`).
 
     Raises
     ------
@@ -209,7 +251,7 @@ def partition_network(net: QNet, hw: HardwareSpec) -> Partition:
         n_groups = math.ceil(layer.n_out / g_max)
         edges = np.linspace(0, layer.n_out, n_groups + 1).round().astype(int)
         for lo, hi in zip(edges[:-1], edges[1:]):
-            groups.append(_make_group(net, hw, l, (int(lo), int(hi))))
+            groups.append(_make_group(net, hw, l, (int(lo), int(hi)), activity=activity))
     part = Partition(net.name, tuple(x.name for x in net.layers),
                      tuple(x.weight_bits for x in net.layers), tuple(groups))
     need = len(part.fragments)
@@ -248,15 +290,15 @@ def balance_partition(part: Partition, net: QNet, hw: HardwareSpec, activity: Ac
     while used < budget:
         gi = int(np.argmax(loads))
         g = groups[gi]
-        mass = activity.in_counts(g.layer)
         cands: list[list[Group]] = []
         if g.n_neurons >= 2:
             mid = (g.neurons[0] + g.neurons[1]) // 2
-            cands.append([_make_group(net, hw, g.layer, (g.neurons[0], mid), mass=mass),
-                          _make_group(net, hw, g.layer, (mid, g.neurons[1]), mass=mass)])
+            cands.append([_make_group(net, hw, g.layer, (g.neurons[0], mid), 1, activity, model),
+                          _make_group(net, hw, g.layer, (mid, g.neurons[1]), 1, activity, model)])
         n_lines = sum(len(c) for c in g.chunks)
         if len(g.chunks) < n_lines:
-            cands.append([_make_group(net, hw, g.layer, g.neurons, len(g.chunks) + 1, mass)])
+            cands.append([_make_group(net, hw, g.layer, g.neurons, len(g.chunks) + 1, activity,
+                                      model)])
         best, best_load = None, loads[gi]
         for cand in cands:
             extra = sum(len(c.chunks) for c in cand) - len(g.chunks)

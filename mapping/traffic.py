@@ -7,8 +7,10 @@ Packets per sample between fragments (and the I/O port, the last index):
 * a spike of neuron ``j`` of layer ``l`` goes from the neuron tile of ``j``'s
   group to every fragment of layer ``l+1`` whose axons hold ``j`` (the source
   router replicates it: one packet per destination tile);
-* a partial-sum tile sends, every step, one packet per neuron of its group
-  whose partial current is nonzero, to the group's neuron tile;
+* partial sums flow along each group's chain of tiles (chunk ``k`` to chunk
+  ``k-1``, chunk 0 being the neuron tile): every step, one packet per run of
+  ``neuron_lanes`` neurons with a nonzero partial current over chunks
+  ``k..K-1`` (see :func:`.cost.chain_partials`);
 * the last layer's spikes (or, for a readout, its scores, one packet per
   neuron at the end of a sample) go to the I/O port.
 
@@ -25,7 +27,7 @@ from spikeforge.qnet import QNet
 
 from ._checks import require
 from .activity import Activity
-from .cost import nonzero_partials
+from .cost import chain_partials
 from .partition import Partition
 
 __all__ = ["Traffic", "check_traffic", "measure_traffic"]
@@ -51,7 +53,7 @@ class Traffic:
         return self.spikes.shape[0] - 1
 
 
-def measure_traffic(part: Partition, net: QNet, activity: Activity) -> Traffic:
+def measure_traffic(part: Partition, net: QNet, activity: Activity, lanes: int) -> Traffic:
     """Count the packets of :class:`Traffic` from ``activity`` (see the module docstring)."""
     frags = part.fragments
     n_f = len(frags)
@@ -70,11 +72,14 @@ def measure_traffic(part: Partition, net: QNet, activity: Activity) -> Traffic:
     for f in frags:
         counts = activity.in_counts(f.layer)[f.axons]
         np.add.at(spikes[:, f.index], owners[f.layer][f.axons], counts)
-        if f.chunk > 0:
-            layer = net.layers[f.layer]
-            nz = nonzero_partials(activity.inputs[f.layer], layer.weights,
-                                  np.arange(*f.neurons), f.axons)
-            partials[f.index, part.root[f.index]] += nz.sum() / activity.samples
+    first = 0  # fragment index of each group's neuron tile; its chunks follow it
+    for g in part.groups:
+        if len(g.chunks) > 1:
+            sent = chain_partials(activity.inputs[g.layer], net.layers[g.layer].weights,
+                                  g.neurons, g.chunks, lanes)
+            for k, packets in enumerate(sent, start=1):
+                partials[first + k, first + k - 1] += packets.sum() / activity.samples
+        first += len(g.chunks)
     last = len(net.layers) - 1
     for f in frags:
         if f.layer == last and f.chunk == 0:
