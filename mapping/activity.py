@@ -10,7 +10,8 @@ these matrices.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +51,9 @@ class Activity:
     inputs: tuple[np.ndarray, ...]
     outputs: tuple[np.ndarray, ...]
     source: ActivitySource
+    # figures derived from these spikes, kept by the passes that compute them (loads of
+    # candidate tile groups); the spikes are read-only, so an entry never goes stale
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     def in_counts(self, layer: int) -> np.ndarray:
         """Spikes per sample on each input line of ``layer`` (float64 ``[n_in]``)."""

@@ -88,12 +88,25 @@ def chain_partials(spikes: np.ndarray, weights: np.ndarray, neurons: tuple[int, 
     own accumulators, so chunk ``k`` sends the partial current over chunks
     ``k..K-1``; entry ``k - 1`` of the result holds chunk ``k``'s packets.
     """
+    if len(chunks) < 2:
+        return []
     idx = np.arange(*neurons)
-    out = []
-    for k in range(1, len(chunks)):
-        axons = np.concatenate(chunks[k:])
-        out.append(nonzero_partials(spikes, weights, idx, axons, lanes))
-    return out
+    rows = spikes.shape[0]
+    # float32 sums integers exactly below 2^24; use it when no partial current can reach that
+    w_max = int(np.abs(weights[idx]).max()) if len(idx) and weights.size else 0
+    dtype = np.float32 if w_max * weights.shape[1] < (1 << 24) else np.float64
+    acc = np.zeros((rows, len(idx)), dtype=dtype)
+    out: list[np.ndarray] = []
+    pad = (-len(idx)) % lanes
+    for k in range(len(chunks) - 1, 0, -1):  # accumulate from the chain's far end
+        a = chunks[k]
+        if len(a):
+            acc = acc + spikes[:, a].astype(dtype) @ weights[np.ix_(idx, a)].T.astype(dtype)
+        nz = acc != 0
+        if pad:
+            nz = np.concatenate([nz, np.zeros((rows, pad), dtype=bool)], axis=1)
+        out.append(nz.reshape(rows, -1, lanes).any(axis=2).sum(axis=1, dtype=np.int64))
+    return out[::-1]
 
 
 def group_step_cycles(model: TileCycleModel, weights: np.ndarray, spikes_in: np.ndarray,

@@ -187,6 +187,21 @@ def _axon_cap(hw: HardwareSpec, n_neurons: int, wb: int) -> int:
     return min(hw.tile.axons, hw.tile.synapse_memory_bits // (n_neurons * wb))
 
 
+def group_load(net: QNet, hw: HardwareSpec, activity: Activity, g: Group,
+               model: TileCycleModel = DEFAULT_CYCLES) -> float:
+    """Mean cycles per step of the busiest tile of ``g`` (memoized on ``activity``)."""
+    # the activity belongs to one network; the load depends on the lanes, not other limits
+    key = ("group_load", model, hw.tile.neuron_lanes, g.layer, g.neurons,
+           tuple(len(c) for c in g.chunks), tuple(int(c[0]) if len(c) else -1 for c in g.chunks))
+    cache = activity.memo
+    if key not in cache:
+        cyc = group_step_cycles(model, net.layers[g.layer].weights, activity.inputs[g.layer],
+                                activity.outputs[g.layer], g.neurons, g.chunks,
+                                hw.tile.neuron_lanes)
+        cache[key] = float(cyc.mean(axis=1).max())
+    return cache[key]
+
+
 def _make_group(net: QNet, hw: HardwareSpec, l: int, neurons: tuple[int, int],
                 k: int = 1, activity: Activity | None = None,
                 model: TileCycleModel = DEFAULT_CYCLES) -> Group:
@@ -207,9 +222,7 @@ def _make_group(net: QNet, hw: HardwareSpec, l: int, neurons: tuple[int, int],
     idx = np.arange(*neurons)
 
     def busiest(chunks: tuple[np.ndarray, ...]) -> float:
-        cyc = group_step_cycles(model, layer.weights, activity.inputs[l], activity.outputs[l],
-                                neurons, chunks, lanes)
-        return float(cyc.mean(axis=1).max())
+        return group_load(net, hw, activity, Group(l, neurons, chunks), model)
 
     best = split_axons(rf, k, cap, mass)
     if len(best) > 1:
@@ -277,13 +290,9 @@ def balance_partition(part: Partition, net: QNet, hw: HardwareSpec, activity: Ac
     """
     budget = hw.n_tiles if budget is None else min(budget, hw.n_tiles)
     groups = list(part.groups)
-    lanes = hw.tile.neuron_lanes
 
     def load(g: Group) -> float:
-        layer = net.layers[g.layer]
-        cyc = group_step_cycles(model, layer.weights, activity.inputs[g.layer],
-                                activity.outputs[g.layer], g.neurons, g.chunks, lanes)
-        return float(cyc.mean(axis=1).max())
+        return group_load(net, hw, activity, g, model)
 
     loads = [load(g) for g in groups]
     used = sum(len(g.chunks) for g in groups)
