@@ -87,9 +87,9 @@ module {TB_NAME};
   function integer next_set(input integer from);
     integer j;
     begin
-      next_set = NIN;
-      for (j = NIN - 1; j >= from; j = j - 1)
-        if (vec[j]) next_set = j;
+      j = from;
+      while (j < NIN && !vec[j]) j = j + 1;
+      next_set = j;
     end
   endfunction
 
