@@ -132,7 +132,7 @@ def main() -> int:
         net = trained_qnet(kind, out, data, args.train, args.retrain, console)
         rates = [float(simulate(net, spikes).spikes[layer.name].mean())
                  for layer in net.layers if layer.fire]
-        console.log(f"{kind}: spikes per neuron per step {['%.3f' % r for r in rates]}")
+        console.log(f"{kind}: spikes per neuron per step {[f'{r:.3f}' for r in rates]}")
         for hw_path in HARDWARE:
             hw = load_hardware(hw_path)
             res = {}
