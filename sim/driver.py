@@ -1,9 +1,20 @@
-"""The per-cycle testbench loop, written once for any simulator.
+"""The per-cycle testbench, written once for any simulator.
 
-A simulator back-end supplies four small callables (set inputs, read outputs,
-advance one clock); :func:`run_samples` drives each sample's events with an
-optional random stall pattern on the input valid and output ready, monitors
-every layer's taps, and collects final membranes, counters and cycles.
+Four parts joined by callbacks (the cocotb `matrix_multiplier` pattern):
+
+* :class:`EventDriver` offers one sample's input events, with an optional random
+  stall pattern on the input ``valid`` and the output ``ready``;
+* :class:`TapMonitor` watches every layer's tap each cycle and calls its
+  subscribers with ``(layer, payload)``;
+* the model is the QNet reference (:func:`spikeforge.reference.simulate`), whose
+  geometry comes from the same :class:`NetworkParams` the DUT was built from;
+* :class:`Checker` receives each finished sample (monitored spikes, read-back
+  membranes and counters) and compares it with the model at once, so the first
+  mismatch is reported when it happens, not after the run.
+
+A simulator back-end supplies four callables (write a port, read a port, let
+combinational logic settle, advance one clock); :func:`run_samples` joins the
+parts and returns an :class:`RtlResult`.
 """
 
 from __future__ import annotations
@@ -13,18 +24,97 @@ from collections.abc import Awaitable, Callable
 import numpy as np
 
 from spikeforge.hw.params import NetworkParams
+from spikeforge.reference import RefResult
 from spikeforge.sim.protocol import (
+    Mismatch,
     RtlResult,
     SampleRecorder,
+    compare,
     decode_counters,
     decode_membrane,
     sample_events,
 )
 
-__all__ = ["Port", "run_samples"]
+__all__ = ["Checker", "EventDriver", "Port", "TapMonitor", "run_samples"]
 
 # Reads return ints; writes take ints. Names are the flattened Verilog port names.
 Port = str
+STALL_PROBABILITY = 0.25
+
+
+class EventDriver:
+    """Offers a sample's packed events in order; ``accept()`` moves to the next."""
+
+    def __init__(self, events: list[int], rng: np.random.Generator | None):
+        self._events = events
+        self._rng = rng
+        self.position = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.position >= len(self._events)
+
+    def offer(self) -> int | None:
+        """The event to present this cycle, or ``None`` (nothing left, or a stall)."""
+        if self.finished or (self._rng is not None and self._rng.random() < STALL_PROBABILITY):
+            return None
+        return self._events[self.position]
+
+    def ready_out(self) -> int:
+        """Whether the testbench accepts the last layer's output this cycle."""
+        return int(self._rng is None or self._rng.random() >= STALL_PROBABILITY)
+
+    def accept(self) -> None:
+        self.position += 1
+
+
+class TapMonitor:
+    """Reads every layer's tap each cycle and calls each subscriber per event."""
+
+    def __init__(self, names: list[str]):
+        self._names = names
+        self._subscribers: list[Callable[[str, int], None]] = []
+
+    def subscribe(self, callback: Callable[[str, int], None]) -> None:
+        self._subscribers.append(callback)
+
+    def sample(self, read: Callable[[Port], int]) -> None:
+        for name in self._names:
+            if read(f"{name}__tap_valid"):
+                payload = read(f"{name}__tap_payload")
+                for cb in self._subscribers:
+                    cb(name, payload)
+
+
+class Checker:
+    """Compares each finished sample with the model's result for that sample."""
+
+    def __init__(self, reference: RefResult, on_mismatch: Callable[[Mismatch], None]):
+        self._ref = reference
+        self._on_mismatch = on_mismatch
+
+    def __call__(self, sample: int, result: RtlResult) -> None:
+        ref = _slice_ref(self._ref, sample)
+        got = _slice_rtl(result, sample)
+        for m in compare(ref, got):
+            self._on_mismatch(Mismatch(sample, m.what, m.layer, m.detail))
+
+
+def _slice_ref(r: RefResult, s: int) -> RefResult:
+    return RefResult(
+        spikes={k: v[s:s + 1] for k, v in r.spikes.items()},
+        membrane={k: v[s:s + 1] for k, v in r.membrane.items()},
+        counters={k: {c: v[s:s + 1] for c, v in cs.items()} for k, cs in r.counters.items()},
+        scores=r.scores[s:s + 1], predictions=r.predictions[s:s + 1])
+
+
+def _slice_rtl(r: RtlResult, s: int) -> RtlResult:
+    return RtlResult(
+        spikes={k: v[s:s + 1] for k, v in r.spikes.items()},
+        membrane={k: v[s:s + 1] for k, v in r.membrane.items()},
+        counters={k: {c: v[s:s + 1] for c, v in cs.items()} for k, cs in r.counters.items()},
+        cycles=r.cycles[s:s + 1],
+        errors=[e for e in r.errors if e.startswith(f"sample {s}:")])
 
 
 async def run_samples(
@@ -37,58 +127,62 @@ async def run_samples(
     tick: Callable[[], Awaitable[None]],
     stall_seed: int | None = None,
     max_cycles_per_sample: int | None = None,
+    on_sample: Callable[[int, RtlResult], None] | None = None,
 ) -> RtlResult:
     """Run ``spikes`` (``[N, T, n_in]``) through the DUT one sample after another.
 
     ``settle`` lets combinational logic settle after inputs were written (a no-op
     where the simulator settles by itself); ``tick`` advances to the next edge.
-    With ``stall_seed``, input valid and output ready drop at random (1 in 4).
+    ``on_sample(s, result)`` is called when sample ``s`` is complete (a
+    :class:`Checker`, for instance).
     """
     spikes = np.asarray(spikes)
     n = spikes.shape[0]
     result = RtlResult.empty(params, n)
     rng = np.random.default_rng(stall_seed) if stall_seed is not None else None
-    names = [p.name for p in params.layers]
+    monitor = TapMonitor([p.name for p in params.layers])
+    recorder: list[SampleRecorder] = []
+    monitor.subscribe(lambda name, payload: recorder[-1].on_tap(name, payload))
     limit = max_cycles_per_sample or 64 * params.timesteps * (
         sum(p.n_in + p.n_out for p in params.layers) + 8)
     for s in range(n):
-        events = sample_events(spikes[s])
-        rec = SampleRecorder(params)
+        driver = EventDriver(sample_events(spikes[s]), rng)
+        recorder.append(SampleRecorder(params))
         write("clear", 1)
         write("i__valid", 0)
         write("o__ready", 1)
         await tick()
         write("clear", 0)
-        k = 0
         cycles = 0
         while True:
-            offer = k < len(events) and (rng is None or rng.random() >= 0.25)
-            write("i__valid", int(offer))
-            if offer:
-                write("i__payload", events[k])
-            write("o__ready", int(rng is None or rng.random() >= 0.25))
+            event = driver.offer()
+            write("i__valid", int(event is not None))
+            if event is not None:
+                write("i__payload", event)
+            write("o__ready", driver.ready_out())
             await settle()
             if read("done"):
                 break
-            if offer and read("i__ready"):
-                k += 1
-            for name in names:
-                if read(f"{name}__tap_valid"):
-                    rec.on_tap(name, read(f"{name}__tap_payload"))
+            if event is not None and read("i__ready"):
+                driver.accept()
+            monitor.sample(read)
             await tick()
             cycles += 1
             if cycles > limit:
                 result.errors.append(f"sample {s}: no 'done' after {limit} cycles")
                 break
-        if k != len(events) and cycles <= limit:
+        if not driver.finished and cycles <= limit:
             result.errors.append(f"sample {s}: done before all input events were taken")
-        result.errors.extend(f"sample {s}: {e}" for e in rec.errors)
+        result.errors.extend(f"sample {s}: {e}" for e in recorder[-1].errors)
         for p in params.layers:
             result.membrane[p.name][s] = decode_membrane(read(f"{p.name}__membrane"), p)
             for c, v in decode_counters(read(f"{p.name}__counters"), p).items():
                 result.counters[p.name][c][s] = v
             if p.fire:
-                result.spikes[p.name][s] = rec.spikes[p.name]
+                result.spikes[p.name][s] = recorder[-1].spikes[p.name]
         result.cycles[s] = read("cycles")
+        recorder.pop()
+        if on_sample is not None:
+            on_sample(s, result)
         await tick()  # leave the read-only phase before the next sample's writes
     return result

@@ -19,8 +19,7 @@ from cocotb.triggers import ReadOnly, RisingEdge
 from spikeforge.hw.params import NetworkParams
 from spikeforge.qnet import load_qnet
 from spikeforge.reference import simulate
-from spikeforge.sim.driver import run_samples
-from spikeforge.sim.protocol import compare
+from spikeforge.sim.driver import Checker, run_samples
 
 ENV_QNET = "SPIKEFORGE_QNET"
 ENV_INPUTS = "SPIKEFORGE_INPUTS"
@@ -67,16 +66,22 @@ async def network_matches_reference(dut):
     async def tick():
         await RisingEdge(dut.clk)
 
+    mismatches: list = []
+    checker = None
+    if os.environ.get(ENV_CHECK, "1") == "1":
+        def report(m):
+            if not mismatches or mismatches[-1].sample != m.sample:
+                dut._log.error(str(m))  # logged at the simulation time it happens
+            mismatches.append(m)
+
+        checker = Checker(simulate(qnet, spikes), report)
     result = await run_samples(
         params, spikes,
         write=write, read=lambda name: _read(handle(name)), settle=ReadOnly, tick=tick,
-        stall_seed=int(stall) if stall else None,
+        stall_seed=int(stall) if stall else None, on_sample=checker,
     )
     out = os.environ.get(ENV_OUTPUTS)
     if out:
         np.savez(out, **result.to_npz_dict())
-    if os.environ.get(ENV_CHECK, "1") == "1":
-        mismatches = compare(simulate(qnet, spikes), result)
-        for m in mismatches[:10]:
-            dut._log.error(str(m))
-        assert not mismatches, f"{len(mismatches)} of {len(spikes)} samples differ"
+    failing = sorted({m.sample for m in mismatches})
+    assert not failing, f"{len(failing)} of {len(spikes)} samples differ"

@@ -183,3 +183,19 @@ def test_bad_parameters_are_refused():
 def test_network_random_qnets_long(block):
     for seed in range(1000 + block * 100, 1000 + (block + 1) * 100):
         _fuzz(seed, samples=4)
+
+
+def test_checker_flags_exactly_the_failing_sample():
+    from spikeforge.sim.driver import Checker
+
+    net = random_qnet(8)
+    x = random_spikes(8, net, 3)
+    rtl = run_amaranth(net, x)
+    good, bad = [], []
+    wrong = simulate(net, x)
+    wrong.membrane[net.layers[-1].name][1] += 1
+    for s in range(3):
+        Checker(simulate(net, x), good.append)(s, rtl)
+        Checker(wrong, bad.append)(s, rtl)
+    assert good == []
+    assert {m.sample for m in bad} == {1} and bad[0].what == "membrane"
