@@ -144,38 +144,56 @@ def _frozen(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def _fill(cum: np.ndarray, k: int, cap: int, room: np.ndarray) -> list[int] | None:
+    """Greedy cut: chunk ``c`` takes lines while it holds at most ``cap`` lines and its
+    mass stays within ``room[c]``; ``None`` when the lines do not fit ``k`` chunks.
+    ``cum`` is the cumulative mass with a leading 0."""
+    cuts, i, n = [], 0, len(cum) - 1
+    for c in range(k):
+        j = min(i + cap, n, int(np.searchsorted(cum, cum[i] + room[c], side="right")) - 1)
+        j = max(j, i)
+        if j == i and c > 0 and i < n:
+            return None  # only the first chunk (the neuron tile) may hold no line
+        cuts.append(j)
+        i = j
+    return cuts[:-1] if i == n else None
+
+
 def split_axons(lines: np.ndarray, k: int, cap: int, mass: np.ndarray | None = None,
                 overhead: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
-    """Cut ``lines`` (sorted) into ``k`` contiguous chunks of at most ``cap`` lines.
+    """Cut ``lines`` (sorted) into at most ``k`` contiguous chunks of at most ``cap`` lines.
 
-    With ``mass`` (spikes per line, indexed by line number) the cuts equalize
-    spike mass plus ``overhead[c]``, the other work of chunk ``c``'s tile in
-    spike-equivalent cycles (a chunk may get no line when its overhead is
-    large). When a cut would leave a chunk over ``cap``, or a chunk other than
-    the first empty, the cut falls back to equal line counts.
+    Without ``mass`` the chunks have equal line counts. With ``mass`` (spikes
+    per line, indexed by line number) the cut minimizes the largest
+    ``spike mass + overhead[c]`` of a chunk, ``overhead[c]`` being the other
+    work of chunk ``c``'s tile in spike-equivalent cycles (bisection on that
+    bound with a greedy fill, which is optimal for contiguous chunks). The
+    first chunk may then hold no line; trailing chunks that get no line are dropped.
     """
     lines = np.asarray(lines, dtype=np.int64)
     if len(lines) == 0:
         return (_frozen(lines),)
     k = max(1, min(k, len(lines)))
-    parts = None
-    if mass is not None and k > 1:
-        m = np.asarray(mass, dtype=np.float64)[lines]
-        total = m.sum()
-        extra = np.zeros(k) if overhead is None else np.asarray(overhead, dtype=np.float64)
-        if total > 0:
-            share = (total + extra.sum()) / k
-            want = np.maximum(share - extra, 0.0)
-            want *= total / want.sum()
-            targets = np.cumsum(want)[:-1]
-            cum = np.cumsum(m)
-            cuts = np.searchsorted(cum, targets - 1e-9 * total, side="left") + 1
-            cuts = np.where(targets <= 1e-12 * total, 0, cuts)
-            cand = np.split(lines, cuts)
-            if all(len(c) <= cap for c in cand) and all(len(c) > 0 for c in cand[1:]):
-                parts = cand
-    if parts is None:
-        parts = np.array_split(lines, k)
+    if mass is None or k == 1:
+        return tuple(_frozen(p) for p in np.array_split(lines, k))
+    m = np.asarray(mass, dtype=np.float64)[lines]
+    cum = np.concatenate([[0.0], np.cumsum(m)])
+    extra = np.zeros(k)
+    if overhead is not None:
+        ov = np.asarray(overhead, dtype=np.float64)[:k]
+        extra[:len(ov)] = ov
+    lo, hi = 0.0, float(m.sum() + extra.max()) + 1.0
+    best = _fill(cum, k, cap, hi - extra)
+    if best is None:  # the cap alone needs every chunk full: equal counts
+        return tuple(_frozen(p) for p in np.array_split(lines, k))
+    for _ in range(30):
+        mid = 0.5 * (lo + hi)
+        cuts = _fill(cum, k, cap, mid - extra)
+        if cuts is None:
+            lo = mid
+        else:
+            hi, best = mid, cuts
+    parts = [p for i, p in enumerate(np.split(lines, best)) if i == 0 or len(p)]
     return tuple(_frozen(p) for p in parts)
 
 
