@@ -235,6 +235,15 @@ def _make_group(net: QNet, hw: HardwareSpec, l: int, neurons: tuple[int, int],
     k = max(k, math.ceil(len(rf) / cap), 1)
     if activity is None:
         return Group(l, neurons, split_axons(rf, k, cap))
+    key = ("make_group", model, hw.tile, l, neurons, k)
+    if key not in activity.memo:
+        activity.memo[key] = _cut_group(net, hw, l, neurons, k, activity, model, rf, cap)
+    return activity.memo[key]
+
+
+def _cut_group(net: QNet, hw: HardwareSpec, l: int, neurons: tuple[int, int], k: int,
+               activity: Activity, model: TileCycleModel, rf: np.ndarray, cap: int) -> Group:
+    layer = net.layers[l]
     mass = activity.in_counts(l)
     lanes = hw.tile.neuron_lanes
     idx = np.arange(*neurons)
@@ -296,6 +305,13 @@ def partition_network(net: QNet, hw: HardwareSpec, activity: Activity | None = N
     return part
 
 
+class _Policy(enum.Enum):
+    """How :func:`balance_partition` picks between the two cuts of a round."""
+
+    DEEPEST = "deepest"  # the cut that lowers the group's busiest tile most
+    THRIFTY = "thrifty"  # reach the overall busiest load with the fewest tiles
+
+
 def balance_partition(part: Partition, net: QNet, hw: HardwareSpec, activity: Activity,
                       model: TileCycleModel = DEFAULT_CYCLES,
                       budget: int | None = None) -> Partition:
@@ -303,10 +319,23 @@ def balance_partition(part: Partition, net: QNet, hw: HardwareSpec, activity: Ac
 
     Load is the mean predicted cycles per time step (:mod:`.cost`). Each round
     tries two cuts of the group holding the busiest tile: halve its neurons,
-    or cut its fan-in into one more chunk (by spike mass); the better one is
-    kept if it lowers that group's busiest tile. Deterministic.
+    or cut its fan-in into one more chunk (by spike mass). A cut that lowers
+    that group's busiest tile is kept. Greedy rounds are myopic, so two
+    policies run (:class:`_Policy`) and the partition with the lighter busiest
+    tile, then fewer tiles, is returned. Deterministic.
     """
     budget = hw.n_tiles if budget is None else min(budget, hw.n_tiles)
+    results = []
+    for policy in _Policy:
+        groups, loads = _balance(part, net, hw, activity, model, budget, policy)
+        results.append((max(loads), sum(len(g.chunks) for g in groups), groups))
+    _, _, groups = min(results, key=lambda r: (r[0], r[1]))
+    return Partition(part.net_name, part.layer_names, part.weight_bits, tuple(groups))
+
+
+def _balance(part: Partition, net: QNet, hw: HardwareSpec, activity: Activity,
+             model: TileCycleModel, budget: int, policy: _Policy
+             ) -> tuple[list[Group], list[float]]:
     groups = list(part.groups)
 
     def load(g: Group) -> float:
@@ -326,20 +355,28 @@ def balance_partition(part: Partition, net: QNet, hw: HardwareSpec, activity: Ac
         if len(g.chunks) < n_lines:
             cands.append([_make_group(net, hw, g.layer, g.neurons, len(g.chunks) + 1, activity,
                                       model)])
-        best, best_load = None, loads[gi]
+        # After a cut the busiest tile is at least the second busiest group's.
+        second = max((x for i, x in enumerate(loads) if i != gi), default=0.0)
+        best, best_key = None, None
         for cand in cands:
             extra = sum(len(c.chunks) for c in cand) - len(g.chunks)
             if used + extra > budget:
                 continue
             cl = [load(c) for c in cand]
-            if max(cl) < best_load - 1e-9:
-                best, best_load, best_loads, best_extra = cand, max(cl), cl, extra
+            if max(cl) >= loads[gi] - 1e-9:
+                continue
+            if policy is _Policy.THRIFTY:
+                key = (max(max(cl), second), extra)
+            else:
+                key = (max(cl), extra)
+            if best is None or key < best_key:
+                best, best_key, best_loads, best_extra = cand, key, cl, extra
         if best is None:
             break
         groups[gi:gi + 1] = best
         loads[gi:gi + 1] = best_loads
         used += best_extra
-    return Partition(part.net_name, part.layer_names, part.weight_bits, tuple(groups))
+    return groups, loads
 
 
 def check_partition(part: Partition, net: QNet, hw: HardwareSpec) -> None:
