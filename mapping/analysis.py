@@ -56,9 +56,12 @@ class Analysis:
     spikes_from_io: float
     partial_packets: float
     readout_packets: float
-    hops: float  # packet hops (the placement objective)
+    hops: float  # packet hops, I/O included (the placement objective)
     hops_in_order: float
     traffic_reduction: float  # 1 - hops / hops_in_order
+    inter_tile_hops: float  # packet hops between tiles only (no I/O)
+    inter_tile_hops_in_order: float
+    inter_tile_reduction: float  # 1 - inter_tile_hops / inter_tile_hops_in_order
     hop_energy_pj: float
     busiest_link: tuple[tuple[int, int], tuple[int, int]] | None
     busiest_link_packets: float
@@ -180,6 +183,12 @@ def analyze(part: Partition, net: QNet, hw: HardwareSpec, activity: Activity,
 
     between = traffic.spikes[:io, :io].sum()
     hops_base = pb.cost(np.arange(n_f))
+    inner = traffic.total[:io, :io]
+
+    def inter_tile(slots: np.ndarray) -> float:
+        return float(np.sum(inner * pb.dist[np.ix_(slots, slots)]))
+
+    inter, inter_base = inter_tile(placement.slots), inter_tile(np.arange(n_f))
     return Analysis(
         tile_load=[float(x) for x in per_step],
         busiest_tile=busiest,
@@ -193,6 +202,9 @@ def analyze(part: Partition, net: QNet, hw: HardwareSpec, activity: Activity,
         hops=float(placement.cost),
         hops_in_order=float(hops_base),
         traffic_reduction=float(1.0 - placement.cost / hops_base) if hops_base > 0 else 0.0,
+        inter_tile_hops=inter,
+        inter_tile_hops_in_order=inter_base,
+        inter_tile_reduction=float(1.0 - inter / inter_base) if inter_base > 0 else 0.0,
         hop_energy_pj=float(placement.cost * hw.noc.hop_energy_pj),
         busiest_link=busiest_link,
         busiest_link_packets=float(link_packets),
