@@ -285,7 +285,7 @@ def partition_network(net: QNet, hw: HardwareSpec, activity: Activity | None = N
         if mem < wb:
             raise MappingError(
                 f"layer {layer.name}: one {wb}-bit weight does not fit a tile's synapse memory "
-                f"of {mem} bits ({wb - mem} bits short)"
+                f"of {mem} bits ({wb - mem} bit{'s' if wb - mem != 1 else ''} short)"
             )
         g_max = min(hw.tile.neurons, layer.n_out, mem // wb)
         n_groups = math.ceil(layer.n_out / g_max)

@@ -155,7 +155,7 @@ def test_refusal_names_what_does_not_fit_and_by_how_much():
     msg = str(e.value)
     assert "\n" not in msg and "has 4" in msg and "too many" in msg and "fc1:" in msg
     tiny = hardware_from_dict(hw_dict(memory=3))  # a 4-bit weight needs 4 bits
-    with pytest.raises(MappingError, match=r"fc1: .*\(1 bits short\)"):
+    with pytest.raises(MappingError, match=r"fc1: .*\(1 bit short\)"):
         partition_network(net, tiny)
 
 
