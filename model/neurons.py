@@ -8,13 +8,19 @@ compares and resets. The float neurons here follow the same order with
     s = (v >= theta)          # LIF only
     v = reset(v, s)           # zero: v = 0 where s; subtract: v = v - theta where s
 
-A readout neuron integrates only (no spike, no reset).
+``beta = 1`` is an IF neuron; ``beta`` may also be any float in ``(0, 1]``
+(snnTorch/SpikingJelly style) when the network will not be exported. A
+readout neuron integrates only (no spike, no reset). With ``refractory = r >
+0`` a neuron that fired ignores its input and cannot fire for the next ``r``
+steps (:func:`refractory_lif_step`). The threshold may be a float or a
+(learnable) tensor.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import NamedTuple, TypeVar
 
 import torch
 
@@ -22,7 +28,15 @@ from spikeforge.qnet import Reset
 
 from .surrogate import DEFAULT_SCALE, Surrogate, spike
 
-__all__ = ["LIFParams", "beta_from_shifts", "lif_step", "readout_step"]
+__all__ = [
+    "LIFParams",
+    "RefractoryState",
+    "beta_from_shifts",
+    "lif_step",
+    "readout_step",
+    "refractory_lif_step",
+    "run_steps",
+]
 
 
 def beta_from_shifts(leak_shifts: Iterable[int]) -> float:
@@ -56,28 +70,38 @@ class LIFParams:
     Attributes
     ----------
     beta : float
-        Leak factor in ``(0, 1]``.
-    threshold : float
-        Firing threshold ``theta > 0``.
+        Leak factor in ``(0, 1]`` (1 for an IF neuron).
+    threshold : float or torch.Tensor
+        Firing threshold ``theta > 0``; a 0-d tensor (e.g. an ``nn.Parameter``)
+        makes it learnable.
     reset : Reset
         ``Reset.ZERO`` or ``Reset.SUBTRACT``.
     surrogate : Surrogate
         Pseudo-derivative of the spike in the backward pass.
     scale : float
         Its parameter (see :func:`spikeforge.model.surrogate.surrogate_grad`).
+    refractory : int
+        Steps after a spike during which the neuron ignores input (0: none).
     """
 
     beta: float
-    threshold: float
+    threshold: float | torch.Tensor
     reset: Reset = Reset.ZERO
     surrogate: Surrogate = Surrogate.FAST_SIGMOID
     scale: float | None = None
+    refractory: int = 0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.beta <= 1.0:
             raise ValueError(f"beta must lie in (0, 1], not {self.beta!r}")
-        if not self.threshold > 0.0:
+        if isinstance(self.threshold, torch.Tensor):
+            if self.threshold.ndim != 0:
+                raise ValueError(f"a tensor threshold must be 0-d, not {list(self.threshold.shape)}")
+        elif not self.threshold > 0.0:
             raise ValueError(f"threshold must be positive, not {self.threshold!r}")
+        if (isinstance(self.refractory, bool) or not isinstance(self.refractory, int)
+                or self.refractory < 0):
+            raise ValueError(f"refractory must be an integer >= 0, not {self.refractory!r}")
         if self.reset not in (Reset.ZERO, Reset.SUBTRACT):
             raise ValueError(
                 f"a spiking layer needs Reset.ZERO or Reset.SUBTRACT, not {self.reset!r}"
@@ -143,3 +167,88 @@ def readout_step(current: torch.Tensor, v: torch.Tensor, beta: float) -> torch.T
         Membrane after the step.
     """
     return beta * v + current
+
+
+class RefractoryState(NamedTuple):
+    """State of a layer of refractory LIF neurons.
+
+    Attributes
+    ----------
+    v : torch.Tensor
+        Membrane, ``[B, n]``.
+    left : torch.Tensor
+        Refractory steps left (0: the neuron integrates), same shape, float.
+    """
+
+    v: torch.Tensor
+    left: torch.Tensor
+
+
+def refractory_lif_step(current: torch.Tensor, state: RefractoryState,
+                        params: LIFParams) -> tuple[torch.Tensor, RefractoryState]:
+    """One step of LIF neurons with a refractory period of ``params.refractory`` steps.
+
+    Where ``left == 0`` the step is :func:`lif_step`; where ``left > 0`` the
+    membrane is held, the input ignored, no spike emitted and ``left``
+    decremented. A spike sets ``left = refractory``. With ``refractory = 0``
+    this equals :func:`lif_step`.
+
+    Parameters
+    ----------
+    current : torch.Tensor
+        Input current ``[B, n]``.
+    state : RefractoryState
+        Membrane and refractory counters before the step.
+    params : LIFParams
+        Layer parameters.
+
+    Returns
+    -------
+    spikes : torch.Tensor
+        0/1 ``[B, n]``.
+    state : RefractoryState
+        State after the step.
+    """
+    active = state.left <= 0
+    s_all, v_new = lif_step(current, state.v, params)
+    s = s_all * active
+    v = torch.where(active, v_new, state.v)
+    left = torch.where(s.detach() > 0, torch.full_like(state.left, float(params.refractory)),
+                       (state.left - 1.0).clamp(min=0.0))
+    return s, RefractoryState(v=v, left=left)
+
+
+S = TypeVar("S")
+
+
+def run_steps(
+    step: Callable[[torch.Tensor, S, LIFParams], tuple[torch.Tensor, S]],
+    currents: torch.Tensor,
+    state: S,
+    params: LIFParams,
+) -> tuple[torch.Tensor, S]:
+    """The generic time loop: apply ``step`` to ``currents[t]`` for ``t = 0 .. T-1``.
+
+    Parameters
+    ----------
+    step : callable
+        ``step(x, state, params) -> (spikes, state)``.
+    currents : torch.Tensor
+        Input currents, time-major ``[T, ...]``.
+    state : object
+        Initial state.
+    params : LIFParams
+        Passed to every step.
+
+    Returns
+    -------
+    spikes : torch.Tensor
+        ``[T, ...]``.
+    state : object
+        State after the last step.
+    """
+    out = []
+    for t in range(currents.shape[0]):
+        s, state = step(currents[t], state, params)
+        out.append(s)
+    return torch.stack(out), state

@@ -1,0 +1,189 @@
+"""Training speed of spikeforge.model against snnTorch, side by side in one run.
+
+Set-up of /work/shared/design/PERF-NOTES.md: Fashion-MNIST, 784-300-300-10 with
+LIF hidden layers (beta 0.8187, reset to zero, threshold 1) and an integrating
+readout (beta 1, score = final membrane), exponential surrogate, Bernoulli
+coding at T = 20, Adam 1e-3, batch 64, same seed and data. Each implementation
+runs in its own process (so peak RSS is its own) and reports seconds per
+training epoch, test accuracy, inference images/s at batch 256 and peak RSS.
+
+snnTorch is never a project dependency: install it beside the project's torch
+with ``pip install --no-deps --target /work/peers snntorch`` and pass
+``--peers-path /work/peers``; it is skipped with a note when it cannot be imported.
+
+Usage::
+
+    .venv/bin/python benchmarks/train_speed.py --epochs 1 --threads 2 \
+        --peers-path /work/peers
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+IMPLS = ("spikeforge", "spikeforge-generic", "snntorch")
+
+
+def _load(limit: int | None):
+    from spikeforge.datasets import load_fashion_mnist
+
+    xtr, ytr, xte, yte = load_fashion_mnist()
+    if limit:
+        xtr, ytr = xtr[:limit], ytr[:limit]
+    f = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
+    return f(xtr), torch.as_tensor(ytr), f(xte), torch.as_tensor(yte)
+
+
+def _spikeforge_model(beta: float, fused: bool) -> nn.Module:
+    from spikeforge.model.layers import LIF, Dense, DenseReadout
+    from spikeforge.model.network import SNN
+    from spikeforge.model.surrogate import Surrogate
+    from spikeforge.qnet import Reset
+
+    class GenericLIF(LIF):
+        """The same neurons through the generic step loop (no fused kernel)."""
+
+        def forward(self, currents):
+            from spikeforge.model.kernels import lif_sequence_reference
+
+            return lif_sequence_reference(currents, self.step_params())
+
+    cls = LIF if fused else GenericLIF
+    lif = dict(beta=beta, threshold=1.0, reset=Reset.ZERO, surrogate=Surrogate.EXPONENTIAL)
+    return SNN([Dense(784, 300), cls(**lif), Dense(300, 300), cls(**lif),
+                DenseReadout(300, 10, beta=1.0)])
+
+
+def _snntorch_model(beta: float) -> nn.Module:
+    import snntorch as snn
+
+    from spikeforge.model.surrogate import Surrogate, spike
+
+    def grad(x):
+        return spike(x, Surrogate.EXPONENTIAL, 1.0)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2, self.fc3 = nn.Linear(784, 300), nn.Linear(300, 300), nn.Linear(300, 10)
+            self.lif1 = snn.Leaky(beta=beta, spike_grad=grad, reset_mechanism="zero")
+            self.lif2 = snn.Leaky(beta=beta, spike_grad=grad, reset_mechanism="zero")
+            self.lif3 = snn.Leaky(beta=1.0, spike_grad=grad, reset_mechanism="none")
+
+        def forward(self, x):  # x [T, B, 784]
+            m1, m2, m3 = self.lif1.init_leaky(), self.lif2.init_leaky(), self.lif3.init_leaky()
+            for t in range(x.shape[0]):
+                s1, m1 = self.lif1(self.fc1(x[t]), m1)
+                s2, m2 = self.lif2(self.fc2(s1), m2)
+                _, m3 = self.lif3(self.fc3(s2), m3)
+            return m3
+
+    return Net()
+
+
+def _worker(args: argparse.Namespace) -> dict:
+    impl = args.impl[0]
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    xtr, ytr, xte, yte = _load(args.limit)
+    if impl == "snntorch":
+        sys.path.insert(0, args.peers_path)
+        from snntorch import spikegen
+
+        model = _snntorch_model(args.beta)
+
+        def encode(x, gen):
+            return spikegen.rate(x, num_steps=args.timesteps)  # torch.bernoulli, global RNG
+    else:
+        from spikeforge.model.encoders import bernoulli_spikes
+
+        model = _spikeforge_model(args.beta, fused=impl == "spikeforge")
+
+        def encode(x, gen):
+            return bernoulli_spikes(x, args.timesteps, gen)
+
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(args.seed)
+    loss_fn = nn.CrossEntropyLoss()
+    epoch_s = []
+    for _ in range(args.epochs):
+        model.train()
+        t0 = time.perf_counter()
+        order = torch.randperm(xtr.shape[0], generator=gen)
+        for i in range(0, xtr.shape[0], 64):
+            idx = order[i:i + 64]
+            loss = loss_fn(model(encode(xtr[idx], gen)), ytr[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        epoch_s.append(time.perf_counter() - t0)
+    model.eval()
+    correct = 0
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for i in range(0, xte.shape[0], 256):
+            correct += int((model(encode(xte[i:i + 256], gen)).argmax(1) == yte[i:i + 256]).sum())
+    infer_s = time.perf_counter() - t0
+    return {
+        "impl": impl,
+        "epoch_s": epoch_s,
+        "train_samples": int(xtr.shape[0]),
+        "test_acc": correct / xte.shape[0],
+        "infer_img_s": xte.shape[0] / infer_s,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--impl", choices=IMPLS, nargs="+", default=["spikeforge", "snntorch"])
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--timesteps", type=int, default=20)
+    p.add_argument("--beta", type=float, default=0.8187)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, default=0, help="train on the first N images only")
+    p.add_argument("--peers-path", default="/work/peers")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--json", help="also write the results here")
+    args = p.parse_args()
+    if args.worker:
+        print(json.dumps(_worker(args)))
+        return
+    results = []
+    for impl in args.impl:
+        cmd = [sys.executable, __file__, "--worker", "--impl", impl]
+        for k in ("epochs", "threads", "timesteps", "beta", "seed", "limit", "peers_path"):
+            cmd += [f"--{k.replace('_', '-')}", str(getattr(args, k))]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            print(f"{impl}: failed: {r.stderr.strip().splitlines()[-1:]}")
+            continue
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+        results.append(res)
+        print(f"{impl:20s} s/epoch {' '.join(f'{s:.1f}' for s in res['epoch_s'])} "
+              f"({res['train_samples']} images)  test acc {100 * res['test_acc']:.2f} %  "
+              f"infer {res['infer_img_s']:.0f} img/s  peak RSS {res['peak_rss_mib']:.0f} MiB",
+              flush=True)
+    if len(results) > 1:
+        base = min(float(np.mean(r["epoch_s"])) for r in results if r["impl"] == "snntorch") \
+            if any(r["impl"] == "snntorch" for r in results) else None
+        for r in results:
+            if base and r["impl"] != "snntorch":
+                print(f"{r['impl']}: {float(np.mean(r['epoch_s'])) / base:.2f}x snnTorch's epoch time")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"args": vars(args), "results": results}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Epochs of training and evaluation with the input encoded on the fly.
+
+Randomness is explicit: the batch order and the Bernoulli bits of epoch ``e``
+come from a :class:`torch.Generator` seeded with :func:`epoch_seed` ``(seed, e)``,
+and test-set coding from ``seed`` alone, so any epoch can be replayed (and a
+run resumed at an epoch boundary) without the generator states of the past.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .encoders import Encoding, encode
+
+__all__ = ["EpochResult", "epoch_seed", "evaluate_encoded", "predict_encoded", "train_epoch"]
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """Seed of epoch ``epoch`` (0-based) of a run seeded ``seed``."""
+    return (int(seed) * 1_000_003 + int(epoch) * 7_919 + 1) % (2**63)
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """Mean training loss and accuracy of one epoch (while the weights moved)."""
+
+    loss: float
+    accuracy: float
+
+
+def as_images(x: np.ndarray | torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """Intensities ``[N, prod(shape)]`` as float32 ``[N, *shape]``."""
+    t = torch.as_tensor(np.asarray(x), dtype=torch.float32)
+    return t.reshape(t.shape[0], *shape)
+
+
+def train_epoch(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    encoding: Encoding,
+    timesteps: int,
+    optimizer: torch.optim.Optimizer,
+    batch_size: int,
+    generator: torch.Generator,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    on_batch: Callable[[int, float], None] | None = None,
+) -> EpochResult:
+    """One pass over ``(x, y)`` in a random order, cross-entropy of the scores.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Maps ``[T, B, ...]`` to scores ``[B, classes]``.
+    x, y : torch.Tensor
+        Intensities ``[N, ...]`` in ``[0, 1]`` and labels ``[N]``.
+    encoding : Encoding
+        Input coding, applied per batch.
+    timesteps : int
+        Steps per sample.
+    optimizer : torch.optim.Optimizer
+        Stepped once per batch.
+    batch_size : int
+        Samples per batch (the last batch may be smaller).
+    generator : torch.Generator
+        Source of the batch order and of the input spikes.
+    scheduler : LRScheduler, optional
+        Stepped once per batch.
+    on_batch : callable, optional
+        ``on_batch(samples_done, loss)`` after each batch.
+    """
+    model.train()
+    n = x.shape[0]
+    order = torch.randperm(n, generator=generator)
+    total_loss = torch.zeros((), dtype=torch.float64)
+    correct = torch.zeros((), dtype=torch.int64)
+    for i in range(0, n, batch_size):
+        idx = order[i:i + batch_size]
+        xb, yb = x[idx], y[idx]
+        scores = model(encode(encoding, xb, timesteps, generator))
+        loss = F.cross_entropy(scores, yb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        with torch.no_grad():
+            total_loss += loss.detach() * len(idx)
+            correct += (scores.argmax(1) == yb).sum()
+        if on_batch is not None:
+            on_batch(min(i + batch_size, n), float(loss))
+    return EpochResult(loss=float(total_loss) / n, accuracy=int(correct) / n)
+
+
+@torch.no_grad()
+def predict_encoded(model: nn.Module, x: torch.Tensor, *, encoding: Encoding, timesteps: int,
+                    seed: int, batch_size: int = 256) -> torch.Tensor:
+    """Predicted classes ``[N]`` (argmax, ties to the lowest index)."""
+    was = model.training
+    model.eval()
+    gen = torch.Generator().manual_seed(int(seed))
+    out = [model(encode(encoding, x[i:i + batch_size], timesteps, gen)).argmax(1)
+           for i in range(0, x.shape[0], batch_size)]
+    model.train(was)
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
+
+
+def evaluate_encoded(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, encoding: Encoding,
+                     timesteps: int, seed: int, batch_size: int = 256) -> float:
+    """Accuracy on ``(x, y)`` with the input coded from ``seed``."""
+    if x.shape[0] == 0:
+        raise ValueError("cannot evaluate on zero samples")
+    pred = predict_encoded(model, x, encoding=encoding, timesteps=timesteps, seed=seed,
+                           batch_size=batch_size)
+    return float((pred == y).double().mean())

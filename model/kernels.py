@@ -1,0 +1,120 @@
+"""Fused time loop of LIF/IF layers: one autograd node for all ``T`` steps.
+
+:func:`lif_sequence` computes exactly what :func:`~spikeforge.model.neurons.run_steps`
+over :func:`~spikeforge.model.neurons.lif_step` computes, spikes and
+gradients, but as one :class:`torch.autograd.Function`:
+
+* the forward loop runs without autograd, three in-place tensor operations per
+  step, and keeps the pre-reset membranes ``u[t]`` and the spikes;
+* the backward evaluates the surrogate for all steps in one vectorised call
+  and then runs the adjoint recurrence (one fused multiply-add per step)::
+
+      gu[t] = gs[t] * g(u[t] - theta) + c[t] * gu[t + 1]
+      c[t]  = beta * (1 - s[t])   (reset to zero)   or   beta   (subtract)
+
+  The reset is detached from the graph, as in the step function
+  (Zenke & Vogels 2021), so ``c[t]`` has no surrogate term.
+
+A generic autograd graph over ``T`` steps has ~10 nodes per step; here the
+Python and dispatcher overhead per batch is a few dozen small calls, so the
+time of a layer is that of its matrix products (see benchmarks/train_speed.py).
+Layers with a refractory period go through the generic loop.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from spikeforge.qnet import Reset
+
+from .neurons import LIFParams, RefractoryState, lif_step, refractory_lif_step, run_steps
+from .surrogate import Surrogate, surrogate_grad
+
+__all__ = ["lif_sequence", "lif_sequence_reference"]
+
+
+class _LIFSequence(torch.autograd.Function):
+    """Spikes ``[T, ...]`` of LIF neurons driven by ``currents [T, ...]``, state starting at 0."""
+
+    @staticmethod
+    def forward(ctx, currents: torch.Tensor, threshold: torch.Tensor, beta: float,
+                reset: Reset, kind: Surrogate, scale: float) -> torch.Tensor:  # noqa: D102
+        theta = float(threshold.detach())
+        u = torch.empty_like(currents)
+        # zero reset: keep = 1 - s (what survives the reset, and the backward's c / beta);
+        # subtract: the spikes themselves.
+        flag = torch.empty_like(currents)
+        v = torch.zeros_like(currents[0])
+        subtract = reset is Reset.SUBTRACT
+        for t in range(currents.shape[0]):
+            ut = torch.add(currents[t], v, alpha=beta, out=u[t])
+            if subtract:
+                torch.ge(ut, theta, out=flag[t])
+                torch.add(ut, flag[t], alpha=-theta, out=v)
+            else:
+                torch.lt(ut, theta, out=flag[t])
+                torch.mul(ut, flag[t], out=v)
+        ctx.save_for_backward(u, flag, threshold)
+        ctx.beta, ctx.reset, ctx.kind, ctx.scale = beta, reset, kind, scale
+        return flag if subtract else torch.sub(1.0, flag)
+
+    @staticmethod
+    def backward(ctx, grad_spikes: torch.Tensor):  # noqa: D102
+        u, flag, threshold = ctx.saved_tensors
+        theta = float(threshold.detach())
+        a = surrogate_grad(u - theta, ctx.kind, ctx.scale).mul_(grad_spikes)
+        subtract = ctx.reset is Reset.SUBTRACT
+        c = None if subtract else flag.mul(ctx.beta)
+        gu = torch.empty_like(u)
+        t_last = u.shape[0] - 1
+        gu[t_last] = a[t_last]
+        for t in range(t_last - 1, -1, -1):
+            if subtract:
+                torch.add(a[t], gu[t + 1], alpha=ctx.beta, out=gu[t])
+            else:
+                torch.addcmul(a[t], c[t], gu[t + 1], out=gu[t])
+        grad_theta = None
+        if ctx.needs_input_grad[1]:
+            # theta enters through the spike (s = H(u - theta)) and, for subtract,
+            # through the reset v = u - theta * s; gv[t] = beta * gu[t + 1].
+            g = -a.sum()
+            if subtract:
+                g = g - ctx.beta * (flag[:-1] * gu[1:]).sum()
+            grad_theta = g.reshape(threshold.shape).to(threshold.dtype)
+        return gu, grad_theta, None, None, None, None
+
+
+def lif_sequence(currents: torch.Tensor, params: LIFParams) -> torch.Tensor:
+    """Spikes of a layer of LIF neurons over all steps, membranes starting at zero.
+
+    Parameters
+    ----------
+    currents : torch.Tensor
+        Input currents, time-major ``[T, B, ...]``.
+    params : LIFParams
+        Layer parameters; the threshold may be a learnable 0-d tensor.
+
+    Returns
+    -------
+    torch.Tensor
+        0/1 spikes ``[T, B, ...]`` of the dtype of ``currents``, with surrogate
+        gradients. Equal to :func:`lif_sequence_reference`.
+    """
+    if params.refractory > 0:
+        return lif_sequence_reference(currents, params)
+    theta = params.threshold
+    if not isinstance(theta, torch.Tensor):
+        theta = torch.tensor(float(theta), dtype=currents.dtype)
+    return _LIFSequence.apply(currents, theta, float(params.beta), params.reset,
+                              params.surrogate, float(params.scale))
+
+
+def lif_sequence_reference(currents: torch.Tensor, params: LIFParams) -> torch.Tensor:
+    """:func:`lif_sequence` as the generic loop over the step functions (the reference)."""
+    zeros = torch.zeros_like(currents[0])
+    if params.refractory > 0:
+        spikes, _ = run_steps(refractory_lif_step, currents,
+                              RefractoryState(v=zeros, left=zeros.clone()), params)
+    else:
+        spikes, _ = run_steps(lif_step, currents, zeros, params)
+    return spikes
