@@ -250,10 +250,11 @@ def _build(simulator: str, build: Path, sources: list[Path], log) -> Path:
 
 def run_fast(qnet: QNet, spikes: np.ndarray, *, simulator: str = "verilator",
              build_dir: str | os.PathLike[str], vcd: str | os.PathLike[str] | None = None,
-             ) -> FastRun:
+             verilog: str | os.PathLike[str] | None = None) -> FastRun:
     """Run every sample of ``spikes`` (``[N, T, n_in]``) through the RTL in one simulation.
 
     With ``vcd`` (Icarus only) the run also dumps a waveform of the whole DUT there.
+    ``verilog`` reuses Verilog already generated for this QNet.
     """
     if vcd is not None and simulator != "icarus":
         raise SpikeforgeError("waveforms of the fast testbench need --simulator icarus")
@@ -268,7 +269,7 @@ def run_fast(qnet: QNet, spikes: np.ndarray, *, simulator: str = "verilator",
     params = NetworkParams(qnet)
     build = Path(build_dir).resolve()
     build.mkdir(parents=True, exist_ok=True)
-    dut = write_verilog(qnet, build)
+    dut = Path(verilog).resolve() if verilog else write_verilog(qnet, build)
     tb = build / f"{TB_NAME}.v"
     tb.write_text(testbench_verilog(params))
     stim, out = build / "stimulus.hex", build / "results.txt"

@@ -33,14 +33,15 @@ def run_rtl(
     *,
     simulator: str = "icarus",
     build_dir: str | os.PathLike[str] | None = None,
-    verilog_dir: str | os.PathLike[str] | None = None,
+    verilog: str | os.PathLike[str] | None = None,
     stall_seed: int | None = None,
     waves: bool = False,
     check: bool = False,
 ) -> RtlRun:
     """Generate Verilog for ``qnet``, simulate ``spikes`` (``[N, T, n_in]``), return results.
 
-    With ``check`` the testbench itself also asserts equality with the reference.
+    With ``check`` the testbench itself also asserts equality with the reference;
+    ``verilog`` reuses Verilog already generated for this QNet.
     """
     from cocotb_tools.runner import get_results, get_runner
 
@@ -55,8 +56,7 @@ def run_rtl(
     build = Path(build_dir) if build_dir else Path(tempfile.mkdtemp(prefix="spikeforge-sim-"))
     build = build.resolve()
     build.mkdir(parents=True, exist_ok=True)
-    vdir = Path(verilog_dir).resolve() if verilog_dir else build / "rtl"
-    verilog = write_verilog(qnet, vdir)
+    verilog = Path(verilog).resolve() if verilog else write_verilog(qnet, build / "rtl")
     qpath, _ = save_qnet(qnet, build / "dut")
     np.savez(build / "inputs.npz", spikes=spikes)
     outputs = build / "outputs.npz"

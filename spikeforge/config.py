@@ -85,6 +85,8 @@ class QuantConfig(_Strict):
 
 class RtlConfig(_Strict):
     simulator: Literal["icarus", "verilator"] = "icarus"
+    # cocotb: Python drives every cycle (stalls possible); fast: plain-Verilog testbench
+    mode: Literal["cocotb", "fast"] = "cocotb"
     samples: Annotated[int, Field(ge=1)] | Literal["all"] = "all"
     stall_seed: int | None = None
 

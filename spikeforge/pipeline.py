@@ -113,34 +113,43 @@ def pass_quantize(st: RunState) -> None:
 
 def pass_rtl(st: RunState) -> None:
     """Generate Verilog and run it under cocotb on the chosen samples."""
+    from spikeforge.hw.export import write_verilog
     from spikeforge.sim.protocol import compare
     from spikeforge.sim.runner import run_rtl
 
     r = st.cfg.rtl
     n = len(st.spikes_test) if r.samples == "all" else min(r.samples, len(st.spikes_test))
     x = st.spikes_test[:n]
-    st.console.print(f"[bold]rtl[/]: {r.simulator}, {n} samples, {st.qnet.timesteps} steps each")
-    run = run_rtl(st.qnet, x, simulator=r.simulator, build_dir=st.stage / "sim_build",
-                  verilog_dir=st.stage / "rtl", stall_seed=r.stall_seed)
+    st.console.print(f"[bold]rtl[/]: {r.simulator} ({r.mode}), {n} samples, "
+                     f"{st.qnet.timesteps} steps each")
+    verilog = write_verilog(st.qnet, st.stage / "rtl")
+    if r.mode == "fast":
+        from spikeforge.sim.fast import run_fast
+
+        result = run_fast(st.qnet, x, simulator=r.simulator, build_dir=st.stage / "sim_build",
+                          verilog=verilog).result
+    else:
+        result = run_rtl(st.qnet, x, simulator=r.simulator, build_dir=st.stage / "sim_build",
+                         verilog=verilog, stall_seed=r.stall_seed).result
     ref_n = simulate(st.qnet, x)
-    mismatches = compare(ref_n, run.result)
-    st.rtl = (n, run, ref_n, mismatches)
+    mismatches = compare(ref_n, result)
+    st.rtl = (n, result, ref_n, mismatches)
     for mm in mismatches[:5]:
         st.console.print(f"[red]mismatch[/] {mm}")
 
 
 def pass_report(st: RunState) -> None:
     """Energy from both counter sources, report.json, a raster plot and a summary table."""
-    n, run, ref_n, mismatches = st.rtl
+    n, result, ref_n, mismatches = st.rtl
     y_te = st.data[3]
     last = st.qnet.layers[-1].name
-    rtl_scores = run.result.membrane[last] if not st.qnet.layers[-1].fire else \
-        run.result.spikes[last].sum(axis=1)
+    rtl_scores = result.membrane[last] if not st.qnet.layers[-1].fire else \
+        result.spikes[last].sum(axis=1)
     counters = {
         "reference": _mean_counters(ref_n.counters),
-        "rtl": _mean_counters(run.result.counters),
+        "rtl": _mean_counters(result.counters),
     }
-    energy = energy_report(st.qnet, run.result.counters, source="rtl counters")
+    energy = energy_report(st.qnet, result.counters, source="rtl counters")
     energy_ref = energy_report(st.qnet, ref_n.counters, source="reference simulator")
     report = {
         "config": st.cfg.model_dump(mode="json"),
@@ -156,8 +165,9 @@ def pass_report(st: RunState) -> None:
             "samples": int(n),
             "mismatches": len(mismatches),
             "first_mismatches": [str(m) for m in mismatches[:10]],
-            "cycles_per_sample": float(np.mean(run.result.cycles)),
-            "verilog": str(Path("rtl") / run.verilog.name),
+            "cycles_per_sample": float(np.mean(result.cycles)),
+            "mode": st.cfg.rtl.mode,
+            "verilog": "rtl/spikeforge_top.v",
         },
         "counters": counters,
         "counters_equal": counters["reference"] == counters["rtl"] and not mismatches,
@@ -185,19 +195,19 @@ def _plot_raster(st: RunState, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n, run, ref_n, _ = st.rtl
+    n, result, ref_n, _ = st.rtl
     spiking = [l.name for l in st.qnet.layers if l.fire]
     last = st.qnet.layers[-1]
     fig, axes = plt.subplots(1, len(spiking) + 2, figsize=(4 * (len(spiking) + 2), 3.2))
     panels = [("input spikes", st.spikes_test[0])]
-    panels += [(f"{k} spikes (RTL)", run.result.spikes[k][0]) for k in spiking]
+    panels += [(f"{k} spikes (RTL)", result.spikes[k][0]) for k in spiking]
     for ax, (title, s) in zip(axes, panels):
         t, j = np.nonzero(s)
         ax.scatter(t, j, s=6, marker="|", color="k")
         ax.set(title=f"{title}, sample 0", xlabel="time step", ylabel="neuron",
                xlim=(-0.5, s.shape[0] - 0.5))
-    scores = run.result.membrane[last.name][0] if not last.fire else \
-        run.result.spikes[last.name][0].sum(axis=0)
+    scores = result.membrane[last.name][0] if not last.fire else \
+        result.spikes[last.name][0].sum(axis=0)
     ax = axes[-1]
     ax.bar(np.arange(len(scores)), scores, color="tab:blue")
     ax.bar([int(np.argmax(scores))], [scores.max()], color="tab:orange", label="predicted")
