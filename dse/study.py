@@ -1,0 +1,341 @@
+"""A design-space study: a YAML file validated by pydantic.
+
+::
+
+    name: fashion_mlp
+    seed: 0
+    base:                      # the chain's settings for every point (PointSettings)
+      dataset: fashion_mnist
+      train_samples: 10000
+      hidden: [128]
+    parameters:                # the settings that vary, each a range or a list of choices
+      weight_bits: {low: 2, high: 8}
+      leak_shifts: {choices: [[1], [2], [3, 4]]}
+      timesteps: {choices: [4, 6, 8]}
+      tile_size: {choices: [64, 128, 256]}
+    objectives: {accuracy: max, energy_hw_pj: min, cycles_mapped: min}
+    constraints:
+      - {metric: accuracy, min: 0.5}
+    search: {method: nsga2, budget: 48, population: 16}
+
+Every error is one :class:`~spikeforge.errors.ConfigError` line naming the file
+and the field; a parameter that is not a setting, an empty range, a value a
+setting refuses, or an objective this installation cannot compute are all
+refused before anything is evaluated.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import itertools
+import json
+import math
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from spikeforge.errors import ConfigError
+
+from .metrics import METRICS, Goal, Stage, unavailable_reason
+
+__all__ = ["Constraint", "Method", "Parameter", "PointSettings", "Search", "Study",
+           "load_study", "setting_kind", "settings_key", "study_from_dict"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+LeakShift = Annotated[int, Field(ge=1, le=30)]
+
+
+class PointSettings(_Strict):
+    """The chain's settings for one design point; ``parameters`` may vary any of them.
+
+    Data: ``dataset`` (fashion_mnist | digits | mnist), ``train_samples`` and
+    ``test_samples`` (the first N of each split; 0 = all). Model and training as
+    in ``spikeforge run``. Hardware for the mapping stage: a ``mesh_rows`` x
+    ``mesh_cols`` mesh of tiles of ``tile_size`` axons x ``tile_size`` neurons
+    (a full crossbar of weights per tile) with ``neuron_lanes`` update lanes.
+    RTL stage: ``simulator`` on the first ``rtl_samples`` test images.
+    """
+
+    dataset: Literal["fashion_mnist", "digits", "mnist"] = "fashion_mnist"
+    train_samples: Annotated[int, Field(ge=0)] = 10000
+    test_samples: Annotated[int, Field(ge=0)] = 1000
+    hidden: Annotated[list[Annotated[int, Field(ge=1, le=4096)]], Field(min_length=1)] = [128]
+    leak_shifts: list[LeakShift] = [3, 4]
+    threshold: Annotated[float, Field(gt=0.0)] = 1.0
+    timesteps: Annotated[int, Field(ge=1, le=1000)] = 6
+    epochs: Annotated[int, Field(ge=1, le=1000)] = 1
+    batch_size: Annotated[int, Field(ge=1, le=65536)] = 128
+    lr: Annotated[float, Field(gt=0.0, le=1.0)] = 3e-3
+    copies: Annotated[int, Field(ge=1, le=64)] = 1
+    seed: int = 0
+    weight_bits: Annotated[int, Field(ge=2, le=16)] = 8
+    membrane_bits: Annotated[int, Field(ge=4, le=32)] = 16
+    tile_size: Annotated[int, Field(ge=1, le=1 << 16)] = 256
+    neuron_lanes: Annotated[int, Field(ge=1, le=1 << 16)] = 8
+    mesh_rows: Annotated[int, Field(ge=1, le=256)] = 4
+    mesh_cols: Annotated[int, Field(ge=1, le=256)] = 4
+    hop_cycles: Annotated[int, Field(ge=0, le=1000)] = 1
+    placement: Literal["in-order", "greedy", "anneal"] = "greedy"
+    map_samples: Annotated[int, Field(ge=1)] = 32
+    simulator: Literal["icarus", "verilator"] = "icarus"
+    rtl_samples: Annotated[int, Field(ge=1)] = 8
+
+    @field_validator("leak_shifts")
+    @classmethod
+    def _shifts(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v):
+            raise ValueError("leak shifts must be distinct")
+        if sum(2.0**-k for k in v) >= 1.0:
+            raise ValueError("the shifts remove the whole membrane (beta <= 0)")
+        return sorted(v)
+
+
+# Settings that change the trained float network (post-training quantization: weight and
+# membrane bits, tiles and the simulator do not).
+TRAIN_FIELDS = ("dataset", "train_samples", "test_samples", "hidden", "leak_shifts", "threshold",
+                "timesteps", "epochs", "batch_size", "lr", "copies", "seed")
+
+
+def settings_key(settings: dict[str, Any], fields: tuple[str, ...] | None = None) -> str:
+    """Stable hash of (some of) a point's settings: the identity of a point or a model."""
+    items = {k: settings[k] for k in (fields or sorted(settings))}
+    blob = json.dumps(items, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class Parameter(_Strict):
+    """A setting that varies: an integer or float range, or a list of choices.
+
+    ``{low, high}`` (integers, with optional ``step``) or ``{low, high, log}``
+    (floats) for numeric settings; ``{choices: [...]}`` for any setting (the
+    only form for list-valued ones such as ``hidden`` and ``leak_shifts``).
+    """
+
+    low: float | None = None
+    high: float | None = None
+    step: Annotated[int, Field(ge=1)] | None = None
+    log: bool = False
+    choices: list[Any] | None = None
+
+    def values(self) -> list[Any]:
+        """Every value of a discrete parameter (for grids and the search space)."""
+        if self.choices is not None:
+            return list(self.choices)
+        return list(range(int(self.low), int(self.high) + 1, self.step or 1))
+
+
+class Method(enum.Enum):
+    GRID = "grid"
+    RANDOM = "random"
+    NSGA2 = "nsga2"
+
+
+class Search(_Strict):
+    """How points are chosen: ``budget`` distinct points at most (grid: default all).
+
+    Points are proposed ``batch`` at a time (NSGA-II: ``population``) and told back in
+    the order they were proposed, so the sequence does not depend on which
+    worker finishes first: local and Dask runs, with any number of workers, give
+    the same points and the same results.
+    """
+
+    method: Method = Method.NSGA2
+    budget: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    population: Annotated[int, Field(ge=2, le=10_000)] = 16
+    batch: Annotated[int, Field(ge=1, le=10_000)] = 16
+
+
+class Constraint(_Strict):
+    """``metric >= min`` and/or ``metric <= max``; a point that fails it stops there."""
+
+    metric: str
+    min: float | None = None
+    max: float | None = None
+
+    def violation(self, value: float) -> float:
+        """``<= 0`` when satisfied (Optuna's constraint convention)."""
+        v = -math.inf
+        if self.min is not None:
+            v = max(v, self.min - value)
+        if self.max is not None:
+            v = max(v, value - self.max)
+        return v
+
+
+class _StudyDoc(_Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")] = "study"
+    seed: int = 0
+    base: dict[str, Any] = {}
+    parameters: Annotated[dict[str, Parameter], Field(min_length=1)]
+    objectives: Annotated[dict[str, Goal], Field(min_length=1)]
+    constraints: list[Constraint] = []
+    record: list[str] = []  # extra metrics to record (no effect on the search)
+    search: Search = Search()
+
+
+class Study:
+    """A validated study: base settings, parameters, objectives, constraints, search."""
+
+    def __init__(self, doc: _StudyDoc, base: PointSettings, source: str):
+        self.doc = doc
+        self.base = base
+        self.source = source
+
+    name = property(lambda self: self.doc.name)
+    seed = property(lambda self: self.doc.seed)
+    parameters = property(lambda self: self.doc.parameters)
+    objectives = property(lambda self: self.doc.objectives)
+    constraints = property(lambda self: self.doc.constraints)
+    search = property(lambda self: self.doc.search)
+
+    @property
+    def metrics(self) -> list[str]:
+        """Every metric the evaluation computes: objectives, constraints, recorded."""
+        names = [*self.objectives, *(c.metric for c in self.constraints), *self.doc.record]
+        return list(dict.fromkeys(names))
+
+    @property
+    def last_stage(self) -> Stage:
+        return max(METRICS[m].stage for m in self.metrics)
+
+    def point_settings(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The full settings of the point where the parameters take ``values``."""
+        merged = self.base.model_dump(mode="json") | values
+        return PointSettings.model_validate(merged).model_dump(mode="json")
+
+    def grid(self) -> list[dict[str, Any]]:
+        """Every combination of the parameters' values (float ranges have no grid)."""
+        names = list(self.parameters)
+        return [dict(zip(names, combo))
+                for combo in itertools.product(*(self.parameters[n].values() for n in names))]
+
+    def fingerprint(self) -> str:
+        """What an evaluation depends on: base, metrics, constraints (not the search)."""
+        return settings_key({"base": self.base.model_dump(mode="json"), "metrics": self.metrics,
+                             "constraints": [c.model_dump() for c in self.constraints]})
+
+
+def setting_kind(base: PointSettings, name: str) -> str:
+    """``int``, ``float``, ``list`` or ``str``: what kind of value the setting holds."""
+    v = getattr(base, name)
+    return "int" if isinstance(v, int) and not isinstance(v, bool) else type(v).__name__
+
+
+def _loc(err: dict) -> str:
+    return ".".join(str(x) for x in err["loc"] if isinstance(x, int) or str(x).isidentifier())
+
+
+def _validation_error(src: str, prefix: str, e: ValidationError) -> ConfigError:
+    err = e.errors()[0]
+    loc = ".".join(x for x in (prefix, _loc(err)) if x) or "-"
+    if err["type"] == "extra_forbidden":
+        return ConfigError(src, loc, "unknown key")
+    if err["type"] == "missing":
+        return ConfigError(src, loc, "is missing")
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "value_error":
+        return ConfigError(src, loc, msg)
+    return ConfigError(src, loc, f"{msg} (got {err.get('input')!r})")
+
+
+def _check_parameter(src: str, name: str, p: Parameter, base: PointSettings) -> None:
+    where = f"parameters.{name}"
+    fields = PointSettings.model_fields
+    if name not in fields:
+        raise ConfigError(src, where, f"unknown parameter (choose from {', '.join(fields)})")
+    if p.choices is not None:
+        if p.low is not None or p.high is not None or p.step is not None or p.log:
+            raise ConfigError(src, where, "give either choices or low/high, not both")
+        if not p.choices:
+            raise ConfigError(src, where, "empty range (no choices)")
+        keys = [json.dumps(c, sort_keys=True) for c in p.choices]
+        if len(set(keys)) != len(keys):
+            raise ConfigError(src, where, "choices repeat a value")
+        probes = p.choices
+    else:
+        if p.low is None or p.high is None:
+            raise ConfigError(src, where, "needs choices, or both low and high")
+        if p.low > p.high:
+            raise ConfigError(src, where, f"empty range (low {p.low:g} > high {p.high:g})")
+        kind = setting_kind(base, name)
+        if kind not in ("int", "float"):
+            raise ConfigError(src, where, f"a {kind} setting takes choices, not low/high")
+        is_int = kind == "int"
+        if is_int and not (float(p.low).is_integer() and float(p.high).is_integer()):
+            raise ConfigError(src, where, "an integer setting needs integer low and high")
+        if not is_int and p.step is not None:
+            raise ConfigError(src, where, "step applies to integer settings only")
+        if p.log and p.low <= 0:
+            raise ConfigError(src, where, f"log range needs low > 0 (got {p.low:g})")
+        probes = [int(p.low), int(p.high)] if is_int else [p.low, p.high]
+    for v in probes:
+        try:
+            PointSettings.model_validate(base.model_dump(mode="json") | {name: v})
+        except ValidationError as e:
+            msg = str(e.errors()[0]["msg"]).removeprefix("Value error, ")
+            raise ConfigError(src, where, f"value {v!r} is refused: {msg}") from None
+
+
+def study_from_dict(doc: Any, source: str = "<study>") -> Study:
+    """Validate a study given as a mapping (see :func:`load_study`)."""
+    if not isinstance(doc, dict):
+        raise ConfigError(source, "-", "must be a YAML mapping")
+    try:
+        sd = _StudyDoc.model_validate(doc)
+    except ValidationError as e:
+        raise _validation_error(source, "", e) from None
+    try:
+        base = PointSettings.model_validate(sd.base)
+    except ValidationError as e:
+        raise _validation_error(source, "base", e) from None
+    for name, p in sd.parameters.items():
+        _check_parameter(source, name, p, base)
+    known = ", ".join(METRICS)
+    for where, names in (("objectives", list(sd.objectives)),
+                         ("constraints", [c.metric for c in sd.constraints]),
+                         ("record", sd.record)):
+        for i, m in enumerate(names):
+            loc = f"{where}.{m}" if where == "objectives" else f"{where}.{i}"
+            if m not in METRICS:
+                raise ConfigError(source, loc, f"unknown metric {m!r} (choose from {known})")
+            why = unavailable_reason(METRICS[m], base.simulator)
+            if why:
+                raise ConfigError(source, loc, f"{m} cannot be computed here: {why}")
+    for i, c in enumerate(sd.constraints):
+        if c.min is None and c.max is None:
+            raise ConfigError(source, f"constraints.{i}", "needs min or max")
+        if c.min is not None and c.max is not None and c.min > c.max:
+            raise ConfigError(source, f"constraints.{i}", f"empty range (min {c.min:g} > max "
+                                                          f"{c.max:g})")
+    study = Study(sd, base, source)
+    if sd.search.method is Method.GRID:
+        for n, p in sd.parameters.items():
+            if p.choices is None and setting_kind(base, n) == "float":
+                raise ConfigError(source, f"parameters.{n}",
+                                  "a float range has no grid: give choices, or search "
+                                  "random/nsga2")
+    return study
+
+
+def load_study(path: str | os.PathLike[str]) -> Study:
+    """Read and validate a study; raise :class:`ConfigError` naming file and field."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(str(p), "-", "file does not exist")
+    try:
+        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(str(p), "-", f"cannot be read ({e.__class__.__name__})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise ConfigError(str(p), "-", f"is not valid YAML{where}") from None
+    return study_from_dict(doc, source=str(p))
