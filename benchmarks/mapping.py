@@ -24,20 +24,26 @@ enough for realistic spike statistics, not for a tuned accuracy.
 
 from __future__ import annotations
 
-import argparse
-import platform
-import sys
-import time
-from pathlib import Path
+import os
 
-import numpy as np
-import torch
-from rich.console import Console
-from rich.table import Table
+# One BLAS thread, set before numpy loads: the figures are single-core and repeatable.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-from spikeforge.datasets import load_fashion_mnist
-from spikeforge.encoding import bernoulli
-from spikeforge.mapping import (
+import argparse  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from spikeforge.datasets import load_fashion_mnist  # noqa: E402
+from spikeforge.encoding import bernoulli  # noqa: E402
+from spikeforge.mapping import (  # noqa: E402
     Flatten,
     MapOptions,
     PlaceMethod,
@@ -46,9 +52,9 @@ from spikeforge.mapping import (
     run_mapping,
     write_mapping,
 )
-from spikeforge.model import LIFMLP, evaluate, to_qnet, train
-from spikeforge.qnet import load_qnet, save_qnet
-from spikeforge.reference import simulate
+from spikeforge.model import LIFMLP, evaluate, to_qnet, train  # noqa: E402
+from spikeforge.qnet import load_qnet, save_qnet  # noqa: E402
+from spikeforge.reference import simulate  # noqa: E402
 
 T_STEPS = 6
 HARDWARE = ("examples/hw/mesh4x4_256.yaml", "examples/hw/mesh8x8_64.yaml")
@@ -138,10 +144,10 @@ def main() -> int:
             hw = load_hardware(hw_path)
             res = {}
             for method in PlaceMethod:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 st = run_mapping(net, hw, spikes, MapOptions(method=method, seed=args.seed))
-                wall = time.perf_counter() - t0
-                res[method] = (st, wall)
+                wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+                res[method] = (st, f"{wall:.2f} / {cpu:.2f}")
                 if method is PlaceMethod.ANNEAL:
                     write_mapping(st, out / f"{kind}_{hw.name}")
             st, wall = res[PlaceMethod.ANNEAL]
@@ -155,20 +161,21 @@ def main() -> int:
                 f"{a.load_ratio:.2f}",
                 f"{a.busiest_cycles_per_step:.0f}",
                 f"{a.predicted_cycles_per_sample:.0f} ({a.bound})",
-                f"{res[PlaceMethod.GREEDY][1]:.2f}", f"{wall:.2f}",
+                res[PlaceMethod.GREEDY][1], wall,
             ))
     t = Table(title="benchmarks/mapping.py: packet hops per sample (change vs in-order)")
     for col in ("network", "hardware", "tiles", "inter-tile in-order", "inter-tile greedy",
                 "inter-tile anneal", "all hops incl. I/O, anneal", "busiest/mean load",
-                "busiest c/step", "cycles/sample", "map time greedy (s)",
-                "map time anneal (s)"):
+                "busiest c/step", "cycles/sample", "map greedy, wall / CPU (s)",
+                "map anneal, wall / CPU (s)"):
         t.add_column(col, justify="right")
     for r in rows:
         t.add_row(*r)
     console.print(t)
     console.print(f"machine: {platform.machine()}, Python {platform.python_version()}, "
                   f"torch threads 1; activity: {args.samples} Fashion-MNIST test images, "
-                  f"T={T_STEPS}, seed {args.seed}")
+                  f"T={T_STEPS}, seed {args.seed}; one BLAS thread; load average "
+                  f"{os.getloadavg()[0]:.1f} (other work on the machine inflates wall time)")
     return 0
 
 

@@ -7,6 +7,7 @@ No torch here: a QNet file and a hardware description are enough. The flow is
 
 from .activity import Activity, ActivitySource, measure_activity, synthetic_inputs
 from .analysis import Analysis, analyze
+from .balance import balance_partition
 from .cost import TileCycleModel
 from .flow import PASSES, MapOptions, MapState, Pass, run_mapping, write_mapping
 from .hardware import HardwareSpec, hardware_from_dict, load_hardware
@@ -17,7 +18,6 @@ from .partition import (
     MappingError,
     Partition,
     Role,
-    balance_partition,
     check_partition,
     partition_network,
 )

@@ -16,6 +16,7 @@ order and :func:`write_mapping` writes ``mapping.yaml``, ``report.json`` and
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import time
 from collections.abc import Callable
@@ -30,9 +31,10 @@ from spikeforge.qnet import QNet
 from ._checks import require
 from .activity import Activity, ActivitySource, measure_activity
 from .analysis import Analysis, analyze
+from .balance import balance_partition
 from .hardware import HardwareSpec
 from .output import mapping_document, plot_mesh, write_json, write_yaml
-from .partition import Partition, balance_partition, check_partition, partition_network
+from .partition import Partition, check_partition, partition_network
 from .placement import Placement, PlacementProblem, PlaceMethod, check_placement, place
 from .traffic import Traffic, check_traffic, measure_traffic
 
@@ -200,14 +202,26 @@ def run_mapping(net: QNet, hw: HardwareSpec, spikes_in: np.ndarray,
         If the network does not fit (one line).
     """
     st = MapState(net=net, hw=hw, spikes_in=spikes_in, source=source, options=options)
-    for p in PASSES:
-        t0 = time.perf_counter()
-        p.run(st)
-        p.check(st)
-        st.timings_s[p.name] = time.perf_counter() - t0
-        if on_pass is not None:
-            on_pass(p.name, st.timings_s[p.name])
+    with _one_blas_thread():
+        for p in PASSES:
+            t0 = time.perf_counter()
+            p.run(st)
+            p.check(st)
+            st.timings_s[p.name] = time.perf_counter() - t0
+            if on_pass is not None:
+                on_pass(p.name, st.timings_s[p.name])
     return st
+
+
+def _one_blas_thread() -> contextlib.AbstractContextManager:
+    # The products here are small (hundreds of rows); BLAS threads cost more than they
+    # give, and on a busy machine they made the flow several times slower. threadpoolctl
+    # comes with scikit-learn; without it the BLAS keeps its own setting.
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def report_document(st: MapState) -> dict[str, Any]:

@@ -11,11 +11,10 @@ partial currents flow along the chain ``K-1 -> ... -> 1 -> 0`` each step,
 every tile adding what it receives (:func:`.cost.chain_partials`).
 
 :func:`partition_network` makes the fewest fragments the limits allow and
-refuses, in one line, a network that does not fit. :func:`balance_partition`
-then spends spare tiles on the busiest groups (splitting their neurons or
-their fan-in, cut by measured spike mass) while that lowers the busiest tile's
-predicted cycles. :func:`check_partition` verifies every limit and that every
-nonzero synapse lives in exactly one fragment.
+refuses, in one line, a network that does not fit;
+:func:`.balance.balance_partition` then spends spare tiles on the busiest
+groups. :func:`check_partition` verifies every limit and that every nonzero
+synapse lives in exactly one fragment.
 """
 
 from __future__ import annotations
@@ -41,8 +40,9 @@ __all__ = [
     "MappingError",
     "Partition",
     "Role",
-    "balance_partition",
     "check_partition",
+    "group_load",
+    "make_group",
     "partition_network",
     "split_axons",
 ]
@@ -220,7 +220,7 @@ def group_load(net: QNet, hw: HardwareSpec, activity: Activity, g: Group,
     return cache[key]
 
 
-def _make_group(net: QNet, hw: HardwareSpec, l: int, neurons: tuple[int, int],
+def make_group(net: QNet, hw: HardwareSpec, l: int, neurons: tuple[int, int],
                 k: int = 1, activity: Activity | None = None,
                 model: TileCycleModel = DEFAULT_CYCLES) -> Group:
     """A group with at least ``k`` chunks (more when the limits need them).
@@ -259,10 +259,9 @@ def _cut_group(net: QNet, hw: HardwareSpec, l: int, neurons: tuple[int, int], k:
         flits = np.array([p.sum() / activity.samples for p in sent] + [0.0])
         upd = np.zeros(len(best))
         upd[0] = math.ceil(len(idx) / lanes) * activity.timesteps
-        for scale in (0.5, 1.0, 1.5):
-            other = split_axons(rf, k, cap, mass, overhead=scale * (flits + upd))
-            if busiest(other) < busiest(best):
-                best = other
+        other = split_axons(rf, k, cap, mass, overhead=flits + upd)
+        if busiest(other) < busiest(best):
+            best = other
     return Group(l, neurons, best)
 
 
@@ -291,7 +290,7 @@ def partition_network(net: QNet, hw: HardwareSpec, activity: Activity | None = N
         n_groups = math.ceil(layer.n_out / g_max)
         edges = np.linspace(0, layer.n_out, n_groups + 1).round().astype(int)
         for lo, hi in zip(edges[:-1], edges[1:]):
-            groups.append(_make_group(net, hw, l, (int(lo), int(hi)), activity=activity))
+            groups.append(make_group(net, hw, l, (int(lo), int(hi)), activity=activity))
     part = Partition(net.name, tuple(x.name for x in net.layers),
                      tuple(x.weight_bits for x in net.layers), tuple(groups))
     need = len(part.fragments)
@@ -303,80 +302,6 @@ def partition_network(net: QNet, hw: HardwareSpec, activity: Activity | None = N
             f"{hw.n_tiles}: {need - hw.n_tiles} too many"
         )
     return part
-
-
-class _Policy(enum.Enum):
-    """How :func:`balance_partition` picks between the two cuts of a round."""
-
-    DEEPEST = "deepest"  # the cut that lowers the group's busiest tile most
-    THRIFTY = "thrifty"  # reach the overall busiest load with the fewest tiles
-
-
-def balance_partition(part: Partition, net: QNet, hw: HardwareSpec, activity: Activity,
-                      model: TileCycleModel = DEFAULT_CYCLES,
-                      budget: int | None = None) -> Partition:
-    """Spend spare tiles on the busiest group while that lowers the busiest tile's load.
-
-    Load is the mean predicted cycles per time step (:mod:`.cost`). Each round
-    tries two cuts of the group holding the busiest tile: halve its neurons,
-    or cut its fan-in into one more chunk (by spike mass). A cut that lowers
-    that group's busiest tile is kept. Greedy rounds are myopic, so two
-    policies run (:class:`_Policy`) and the partition with the lighter busiest
-    tile, then fewer tiles, is returned. Deterministic.
-    """
-    budget = hw.n_tiles if budget is None else min(budget, hw.n_tiles)
-    results = []
-    for policy in _Policy:
-        groups, loads = _balance(part, net, hw, activity, model, budget, policy)
-        results.append((max(loads), sum(len(g.chunks) for g in groups), groups))
-    _, _, groups = min(results, key=lambda r: (r[0], r[1]))
-    return Partition(part.net_name, part.layer_names, part.weight_bits, tuple(groups))
-
-
-def _balance(part: Partition, net: QNet, hw: HardwareSpec, activity: Activity,
-             model: TileCycleModel, budget: int, policy: _Policy
-             ) -> tuple[list[Group], list[float]]:
-    groups = list(part.groups)
-
-    def load(g: Group) -> float:
-        return group_load(net, hw, activity, g, model)
-
-    loads = [load(g) for g in groups]
-    used = sum(len(g.chunks) for g in groups)
-    while used < budget:
-        gi = int(np.argmax(loads))
-        g = groups[gi]
-        cands: list[list[Group]] = []
-        if g.n_neurons >= 2:
-            mid = (g.neurons[0] + g.neurons[1]) // 2
-            cands.append([_make_group(net, hw, g.layer, (g.neurons[0], mid), 1, activity, model),
-                          _make_group(net, hw, g.layer, (mid, g.neurons[1]), 1, activity, model)])
-        n_lines = sum(len(c) for c in g.chunks)
-        if len(g.chunks) < n_lines:
-            cands.append([_make_group(net, hw, g.layer, g.neurons, len(g.chunks) + 1, activity,
-                                      model)])
-        # After a cut the busiest tile is at least the second busiest group's.
-        second = max((x for i, x in enumerate(loads) if i != gi), default=0.0)
-        best, best_key = None, None
-        for cand in cands:
-            extra = sum(len(c.chunks) for c in cand) - len(g.chunks)
-            if used + extra > budget:
-                continue
-            cl = [load(c) for c in cand]
-            if max(cl) >= loads[gi] - 1e-9:
-                continue
-            if policy is _Policy.THRIFTY:
-                key = (max(max(cl), second), extra)
-            else:
-                key = (max(cl), extra)
-            if best is None or key < best_key:
-                best, best_key, best_loads, best_extra = cand, key, cl, extra
-        if best is None:
-            break
-        groups[gi:gi + 1] = best
-        loads[gi:gi + 1] = best_loads
-        used += best_extra
-    return groups, loads
 
 
 def check_partition(part: Partition, net: QNet, hw: HardwareSpec) -> None:
