@@ -31,11 +31,14 @@ from .surrogate import DEFAULT_SCALE, Surrogate, spike
 __all__ = [
     "LIFParams",
     "RefractoryState",
+    "ShiftLIFParams",
     "beta_from_shifts",
     "lif_step",
     "readout_step",
     "refractory_lif_step",
     "run_steps",
+    "shift_leak",
+    "shift_lif_step",
 ]
 
 
@@ -167,6 +170,86 @@ def readout_step(current: torch.Tensor, v: torch.Tensor, beta: float) -> torch.T
         Membrane after the step.
     """
     return beta * v + current
+
+
+def shift_leak(v: torch.Tensor, leak_shifts: Iterable[int]) -> torch.Tensor:
+    """The hardware leak ``v - sum_k floor(v / 2^k)`` (SPEC.md §2), exact on integer ``v``.
+
+    On integer-valued membranes (``|v| < 2^24`` in float32) this is bit-equal to
+    the arithmetic shifts of the QNet reference. Its gradient is that of
+    ``beta * v`` (straight-through over the floors), so a network can be
+    fine-tuned with the exact integer leak in the forward pass.
+
+    Parameters
+    ----------
+    v : torch.Tensor
+        Membrane.
+    leak_shifts : iterable of int
+        Distinct shifts ``k >= 1``.
+
+    Returns
+    -------
+    torch.Tensor
+        Leaked membrane.
+    """
+    shifts = tuple(leak_shifts)
+    beta = beta_from_shifts(shifts)
+    exact = v.detach()
+    for k in shifts:
+        exact = exact - torch.floor(v.detach() * 2.0**-k)
+    smooth = beta * v
+    return smooth + (exact - smooth.detach())
+
+
+@dataclass(frozen=True)
+class ShiftLIFParams:
+    """Parameters of LIF neurons with the exact hardware leak of a QNet layer.
+
+    Attributes
+    ----------
+    leak_shifts : tuple of int
+        Distinct shifts ``k >= 1`` (``()``: IF).
+    threshold : float
+        Firing threshold.
+    reset : Reset
+        ``Reset.ZERO`` or ``Reset.SUBTRACT``.
+    surrogate : Surrogate
+        Pseudo-derivative of the spike.
+    scale : float, optional
+        Its parameter.
+    """
+
+    leak_shifts: tuple[int, ...]
+    threshold: float
+    reset: Reset = Reset.ZERO
+    surrogate: Surrogate = Surrogate.FAST_SIGMOID
+    scale: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "leak_shifts", tuple(sorted(self.leak_shifts)))
+        # validates the shifts, threshold, reset and scale the same way as LIFParams
+        lif = LIFParams(beta=beta_from_shifts(self.leak_shifts), threshold=self.threshold,
+                        reset=self.reset, surrogate=self.surrogate, scale=self.scale)
+        object.__setattr__(self, "scale", lif.scale)
+
+    @property
+    def beta(self) -> float:
+        """``1 - sum(2^-k)``."""
+        return beta_from_shifts(self.leak_shifts)
+
+
+def shift_lif_step(current: torch.Tensor, v: torch.Tensor,
+                   params: ShiftLIFParams) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`lif_step` with the leak :func:`shift_leak`: bit-equal to the QNet
+    reference (without saturation) on integer currents and thresholds."""
+    v = shift_leak(v, params.leak_shifts) + current
+    s = spike(v - params.threshold, params.surrogate, params.scale)
+    sd = s.detach()
+    if params.reset is Reset.ZERO:
+        v = v * (1.0 - sd)
+    else:
+        v = v - params.threshold * sd
+    return s, v
 
 
 class RefractoryState(NamedTuple):

