@@ -31,7 +31,7 @@ from spikeforge.qnet import QNet
 
 from ._checks import require as _require
 from .activity import Activity
-from .cost import DEFAULT_CYCLES, TileCycleModel, chain_partials, group_step_cycles
+from .cost import DEFAULT_CYCLES, TileCycleModel, group_step_cycles
 from .hardware import HardwareSpec
 
 __all__ = [
@@ -246,22 +246,22 @@ def _cut_group(net: QNet, hw: HardwareSpec, l: int, neurons: tuple[int, int], k:
     layer = net.layers[l]
     mass = activity.in_counts(l)
     lanes = hw.tile.neuron_lanes
-    idx = np.arange(*neurons)
 
     def busiest(chunks: tuple[np.ndarray, ...]) -> float:
         return group_load(net, hw, activity, Group(l, neurons, chunks), model)
 
     best = split_axons(rf, k, cap, mass)
-    if len(best) > 1:
-        # Every tile but the last also takes the next chunk's partial sums; the
-        # neuron tile also updates the neurons: give them less spike mass.
-        sent = chain_partials(activity.inputs[l], layer.weights, neurons, best, lanes)
-        flits = np.array([p.sum() / activity.samples for p in sent] + [0.0])
-        upd = np.zeros(len(best))
-        upd[0] = math.ceil(len(idx) / lanes) * activity.timesteps
-        other = split_axons(rf, k, cap, mass, overhead=flits + upd)
-        if busiest(other) < busiest(best):
-            best = other
+    cur = best
+    for _ in range(3 if len(best) > 1 else 0):
+        # A tile's other work (partial sums in and out, neuron update, overheads) under
+        # the current cut, in spike-equivalent cycles per sample: the next cut gives
+        # busier tiles less spike mass. A few rounds of this fixed point suffice.
+        cyc = group_step_cycles(model, layer.weights, activity.inputs[l], activity.outputs[l],
+                                neurons, cur, lanes).mean(axis=1) * activity.timesteps
+        own = np.array([mass[c].sum() for c in cur])
+        cur = split_axons(rf, k, cap, mass, overhead=np.maximum(cyc - own, 0.0))
+        if busiest(cur) < busiest(best):
+            best = cur
     return Group(l, neurons, best)
 
 
