@@ -216,18 +216,20 @@ def load_train_config(path: str | os.PathLike[str]) -> TrainRunConfig:
 
 def _config_error(file: str, e: ValidationError) -> ConfigError:
     errs = e.errors()
-    # A layer that matches no kind fails once per kind; report the kind it names.
     err = errs[0]
-    for cand in errs:
-        loc = [str(x) for x in cand["loc"]]
-        if len(loc) > 3 and loc[0] == "model" and loc[1] == "layers" and loc[4:5] and \
-                loc[4] in loc[3].lower():
-            err = cand
-            break
-    parts = []
-    for x in err["loc"]:
-        s = str(x)
-        if isinstance(x, int) or s.isidentifier() and not s.endswith("Spec"):
-            parts.append(s)
+    loc0 = [str(x) for x in err["loc"]]
+    if len(loc0) > 3 and loc0[:2] == ["model", "layers"] and loc0[3].endswith("Spec"):
+        # A layer is tried against every kind; report the kind whose key it uses.
+        for cand in errs:
+            loc = [str(x) for x in cand["loc"]]
+            if (loc[:3] == loc0[:3] and len(loc) > 4 and loc[4] in loc[3].lower()
+                    and cand["type"] != "missing"):
+                err = cand
+                break
+        else:
+            return ConfigError(file, ".".join(loc0[:3]),
+                               "a layer is one of dense, conv, pool, dropout, flatten")
+    parts = [str(x) for x in err["loc"]
+             if isinstance(x, int) or str(x).isidentifier() and not str(x).endswith("Spec")]
     msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
     return ConfigError(file, ".".join(parts) or "-", msg)

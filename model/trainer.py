@@ -217,7 +217,9 @@ def train_from_config(path: str | os.PathLike[str], out_dir: str | os.PathLike[s
     out_dir : path-like
         Output folder (created).
     resume : bool
-        Continue from ``out_dir/checkpoint.pt`` (same config required).
+        Continue from ``out_dir/checkpoint.pt``. The config must equal the one
+        that wrote it except for ``train.epochs`` (to extend a run); the
+        result equals that of an uninterrupted run.
     progress : bool
         Show a rich progress bar and one line per epoch.
 
@@ -243,8 +245,9 @@ def train_from_config(path: str | os.PathLike[str], out_dir: str | os.PathLike[s
         if not ckpt_path.is_file():
             raise SpikeforgeError(f"{ckpt_path}: no checkpoint to resume from")
         ck = torch.load(ckpt_path, weights_only=False)
-        if ck["config"] != cfg_doc:
-            raise SpikeforgeError(f"{ckpt_path}: was written by a different config")
+        if _without_epochs(ck["config"]) != _without_epochs(cfg_doc):
+            raise SpikeforgeError(f"{ckpt_path}: was written by a different config "
+                                  "(only train.epochs may change on resume)")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
@@ -282,6 +285,10 @@ def train_from_config(path: str | os.PathLike[str], out_dir: str | os.PathLike[s
     if history:
         plot_curves(history, out / "curves.png", cfg.name)
     return {"history": history, "activity": activity}
+
+
+def _without_epochs(doc: dict) -> dict:
+    return {**doc, "train": {k: v for k, v in doc["train"].items() if k != "epochs"}}
 
 
 def _activity(model: SNN, x: torch.Tensor, cfg: TrainRunConfig) -> list[dict]:
