@@ -9,6 +9,9 @@ the hardware's tile budget. Rounds alternate two greedy steps:
   A cut that lowers the group's busiest tile and fits the budget is kept.
   Greedy steps are myopic, so two policies run (:class:`Policy`) and the
   lighter result is kept;
+* **shift** -- move the boundary between the busiest group and a neighbour
+  of the same layer by a few lane widths, when that lowers the busier of the
+  two without using more tiles;
 * **reclaim** -- with the busiest load reached as the bar, give a group one
   chunk fewer, or merge neighbouring groups of a layer, wherever the result
   stays under the bar. The freed tiles go to the next spend step.
@@ -71,6 +74,7 @@ def balance_partition(part: Partition, net: QNet, hw: HardwareSpec, activity: Ac
     for _ in range(_ROUNDS):
         spent = [_spend(groups, net, hw, activity, model, budget, p, load) for p in Policy]
         groups = min(spent, key=lambda gs: (max(load(g) for g in gs), _tiles(gs)))
+        groups = _shift(groups, net, hw, activity, model, load)
         bar = max(load(g) for g in groups)
         if (bar, _tiles(groups)) < best[:2]:
             best = (bar, _tiles(groups), groups)
@@ -118,6 +122,52 @@ def _spend(groups: list[Group], net: QNet, hw: HardwareSpec, activity: Activity,
         groups[gi:gi + 1] = best
         loads[gi:gi + 1] = best_loads
         used += best_extra
+    return groups
+
+
+def _shift(groups: list[Group], net: QNet, hw: HardwareSpec, activity: Activity,
+           model: TileCycleModel, load, max_moves: int = 64) -> list[Group]:
+    """Move neurons from the busiest group to a neighbour while the pair gets lighter."""
+    groups = list(groups)
+    lanes = hw.tile.neuron_lanes
+    for _ in range(max_moves):
+        loads = [load(g) for g in groups]
+        gi = max(range(len(groups)), key=lambda i: (loads[i], -i))
+        g = groups[gi]
+        best, best_top = None, loads[gi] - 1e-9
+        for ni in (gi - 1, gi + 1):
+            if not 0 <= ni < len(groups) or groups[ni].layer != g.layer:
+                continue
+            nb = groups[ni]
+            for step in (lanes, 2 * lanes, 4 * lanes, 8 * lanes):
+                if step >= g.n_neurons or nb.n_neurons + step > hw.tile.neurons:
+                    continue
+                if ni < gi:
+                    spans = ((nb.neurons[0], g.neurons[0] + step), (g.neurons[0] + step,
+                                                                     g.neurons[1]))
+                else:
+                    spans = ((g.neurons[0], g.neurons[1] - step), (g.neurons[1] - step,
+                                                                   nb.neurons[1]))
+                if (spans[0][1] - spans[0][0]) * net.layers[g.layer].weight_bits > \
+                        hw.tile.synapse_memory_bits:
+                    continue
+                # the pair keeps its tiles; try moving one tile between its two sides
+                old_tiles = len(g.chunks) + len(nb.chunks)
+                k_first = len(groups[min(gi, ni)].chunks)
+                for ka in (k_first - 1, k_first, k_first + 1):
+                    if not 1 <= ka < old_tiles:
+                        continue
+                    pair = [make_group(net, hw, g.layer, spans[0], ka, activity, model),
+                            make_group(net, hw, g.layer, spans[1], old_tiles - ka, activity,
+                                       model)]
+                    if _tiles(pair) > old_tiles:
+                        continue
+                    top = max(load(c) for c in pair)
+                    if top < best_top:
+                        best, best_top, where = pair, top, min(gi, ni)
+        if best is None:
+            break
+        groups[where:where + 2] = best
     return groups
 
 
