@@ -1,15 +1,17 @@
 """Training speed of spikeforge.model against snnTorch, side by side in one run.
 
-Set-up of /work/shared/design/PERF-NOTES.md: Fashion-MNIST, 784-300-300-10 with
+Set-up of PERF-NOTES.md (the design notes): Fashion-MNIST, 784-300-300-10 with
 LIF hidden layers (beta 0.8187, reset to zero, threshold 1) and an integrating
 readout (beta 1, score = final membrane), exponential surrogate, Bernoulli
 coding at T = 20, Adam 1e-3, batch 64, same seed and data. Each implementation
 runs in its own process (so peak RSS is its own) and reports seconds per
 training epoch, test accuracy, inference images/s at batch 256 and peak RSS.
 
-snnTorch is never a project dependency: install it beside the project's torch
-with ``pip install --no-deps --target /work/peers snntorch`` and pass
-``--peers-path /work/peers``; it is skipped with a note when it cannot be imported.
+snnTorch 1.0.0 and SpikingJelly 2.0.0 are never project dependencies: install
+them beside the project's torch with ``pip install --no-deps --target /work/peers
+snntorch spikingjelly loguru`` and pass ``--peers-path /work/peers``; a peer that
+cannot be imported is reported as failed and skipped. Both peers use the same
+exponential surrogate function object as spikeforge and a detached reset.
 
 Usage::
 
@@ -30,17 +32,29 @@ import numpy as np
 import torch
 from torch import nn
 
-IMPLS = ("spikeforge", "spikeforge-generic", "snntorch")
+IMPLS = ("spikeforge", "spikeforge-generic", "snntorch", "spikingjelly")
 
 
 def _load(limit: int | None):
-    from spikeforge.datasets import load_fashion_mnist
+    """Fashion-MNIST as float32 (read as uint8 IDX: no float64 copy inflates peak RSS)."""
+    from spikeforge.datasets import FASHION_MNIST_DIR, load_fashion_mnist, load_idx
 
-    xtr, ytr, xte, yte = load_fashion_mnist()
+    def idx(stem):
+        for name in (stem, stem + ".gz"):
+            if (FASHION_MNIST_DIR / name).is_file():
+                return load_idx(FASHION_MNIST_DIR / name)
+        load_fashion_mnist()  # raises the message that names the package
+        raise FileNotFoundError(stem)
+
+    def images(a):
+        return torch.from_numpy(a.reshape(len(a), -1)).to(torch.float32) / 255.0
+
+    xtr, ytr = idx("train-images-idx3-ubyte"), idx("train-labels-idx1-ubyte")
+    xte, yte = idx("t10k-images-idx3-ubyte"), idx("t10k-labels-idx1-ubyte")
     if limit:
         xtr, ytr = xtr[:limit], ytr[:limit]
-    f = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
-    return f(xtr), torch.as_tensor(ytr), f(xte), torch.as_tensor(yte)
+    return (images(xtr), torch.from_numpy(ytr.astype(np.int64)), images(xte),
+            torch.from_numpy(yte.astype(np.int64)))
 
 
 def _spikeforge_model(beta: float, fused: bool) -> nn.Module:
@@ -74,7 +88,8 @@ def _snntorch_model(beta: float) -> nn.Module:
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
-            self.fc1, self.fc2, self.fc3 = nn.Linear(784, 300), nn.Linear(300, 300), nn.Linear(300, 10)
+            self.fc1, self.fc2 = nn.Linear(784, 300), nn.Linear(300, 300)
+            self.fc3 = nn.Linear(300, 10)
             self.lif1 = snn.Leaky(beta=beta, spike_grad=grad, reset_mechanism="zero")
             self.lif2 = snn.Leaky(beta=beta, spike_grad=grad, reset_mechanism="zero")
             self.lif3 = snn.Leaky(beta=1.0, spike_grad=grad, reset_mechanism="none")
@@ -86,6 +101,35 @@ def _snntorch_model(beta: float) -> nn.Module:
                 s2, m2 = self.lif2(self.fc2(s1), m2)
                 _, m3 = self.lif3(self.fc3(s2), m3)
             return m3
+
+    return Net()
+
+
+def _spikingjelly_model(beta: float) -> nn.Module:
+    from spikingjelly.activation_based import functional, layer, neuron
+
+    from spikeforge.model.surrogate import Surrogate, spike
+
+    def grad(x):
+        return spike(x, Surrogate.EXPONENTIAL, 1.0)
+
+    # decay_input=False, v_reset=0: V = (1 - 1/tau) V + X, hard reset to 0, i.e. beta = 1 - 1/tau
+    tau = 1.0 / (1.0 - beta)
+    lif = dict(tau=tau, decay_input=False, v_threshold=1.0, v_reset=0.0, detach_reset=True,
+               surrogate_function=grad, step_mode="m")
+    net = nn.Sequential(layer.Linear(784, 300), neuron.LIFNode(**lif),
+                        layer.Linear(300, 300), neuron.LIFNode(**lif), layer.Linear(300, 10))
+    functional.set_step_mode(net, "m")
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):  # x [T, B, 784]; readout = membrane of an integrator
+            out = self.net(x).sum(0)
+            functional.reset_net(self.net)
+            return out
 
     return Net()
 
@@ -103,6 +147,12 @@ def _worker(args: argparse.Namespace) -> dict:
 
         def encode(x, gen):
             return spikegen.rate(x, num_steps=args.timesteps)  # torch.bernoulli, global RNG
+    elif impl == "spikingjelly":
+        sys.path.insert(0, args.peers_path)
+        model = _spikingjelly_model(args.beta)
+
+        def encode(x, gen):  # SpikingJelly's PoissonEncoder: rand_like(x) <= x, per step
+            return (torch.rand(args.timesteps, *x.shape) <= x).to(x.dtype)
     else:
         from spikeforge.model.encoders import bernoulli_spikes
 
@@ -145,7 +195,8 @@ def _worker(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--impl", choices=IMPLS, nargs="+", default=["spikeforge", "snntorch"])
+    p.add_argument("--impl", choices=IMPLS, nargs="+",
+                   default=["spikeforge", "snntorch", "spikingjelly"])
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--timesteps", type=int, default=20)
@@ -174,12 +225,14 @@ def main() -> None:
               f"({res['train_samples']} images)  test acc {100 * res['test_acc']:.2f} %  "
               f"infer {res['infer_img_s']:.0f} img/s  peak RSS {res['peak_rss_mib']:.0f} MiB",
               flush=True)
-    if len(results) > 1:
-        base = min(float(np.mean(r["epoch_s"])) for r in results if r["impl"] == "snntorch") \
-            if any(r["impl"] == "snntorch" for r in results) else None
+    peers = [r for r in results if r["impl"] in ("snntorch", "spikingjelly")]
+    if peers:
+        best = min(peers, key=lambda r: float(np.mean(r["epoch_s"])))
+        base = float(np.mean(best["epoch_s"]))
         for r in results:
-            if base and r["impl"] != "snntorch":
-                print(f"{r['impl']}: {float(np.mean(r['epoch_s'])) / base:.2f}x snnTorch's epoch time")
+            if r["impl"].startswith("spikeforge"):
+                print(f"{r['impl']}: {float(np.mean(r['epoch_s'])) / base:.2f}x the epoch time of "
+                      f"the faster peer ({best['impl']})")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": vars(args), "results": results}, f, indent=1)

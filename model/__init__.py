@@ -1,30 +1,97 @@
-"""Float spiking models: surrogate gradients, LIF steps, training and QNet export."""
+"""Float spiking models: neurons, surrogate gradients, encoders, layers, training, QNet export.
 
+Neuron dynamics are pure step functions (:mod:`.neurons`) run by one generic
+time loop, with a fused equivalent for speed (:mod:`.kernels`); layers are
+time-major (:mod:`.layers`); :func:`train_from_config` trains from YAML.
+"""
+
+from .config import TrainRunConfig, load_train_config
 from .data import load_digits_split, rate_code_copies
+from .encoders import Encoding, bernoulli_spikes, direct_input, encode, latency_spikes
+from .engine import EpochResult, epoch_seed, evaluate_encoded, predict_encoded, train_epoch
 from .export import layer_scales, to_qnet
+from .kernels import lif_sequence, lif_sequence_reference
+from .layers import (
+    LIF,
+    Conv2d,
+    Dense,
+    DenseReadout,
+    Dropout,
+    Flatten,
+    Pool2d,
+    PoolKind,
+    SpikeCountReadout,
+)
 from .mlp import LIFMLP, MLPOutput
-from .neurons import LIFParams, beta_from_shifts, lif_step, readout_step
+from .network import SNN, LayerActivity, SNNOutput
+from .neurons import (
+    LIFParams,
+    RefractoryState,
+    ShiftLIFParams,
+    beta_from_shifts,
+    lif_step,
+    readout_step,
+    refractory_lif_step,
+    run_steps,
+    shift_leak,
+    shift_lif_step,
+)
 from .surrogate import DEFAULT_SCALE, SpikeFunction, Surrogate, spike, surrogate_grad
 from .train import EpochStats, evaluate, predict, train
+from .trainer import build_model, train_from_config
 
 __all__ = [
     "DEFAULT_SCALE",
+    "LIF",
     "LIFMLP",
+    "SNN",
+    "Conv2d",
+    "Dense",
+    "DenseReadout",
+    "Dropout",
+    "Encoding",
+    "EpochResult",
     "EpochStats",
+    "Flatten",
     "LIFParams",
+    "LayerActivity",
     "MLPOutput",
+    "Pool2d",
+    "PoolKind",
+    "RefractoryState",
+    "SNNOutput",
+    "ShiftLIFParams",
+    "SpikeCountReadout",
     "SpikeFunction",
     "Surrogate",
+    "TrainRunConfig",
+    "bernoulli_spikes",
     "beta_from_shifts",
+    "build_model",
+    "direct_input",
+    "encode",
+    "epoch_seed",
     "evaluate",
+    "evaluate_encoded",
+    "latency_spikes",
     "layer_scales",
+    "lif_sequence",
+    "lif_sequence_reference",
     "lif_step",
     "load_digits_split",
+    "load_train_config",
     "predict",
+    "predict_encoded",
     "rate_code_copies",
     "readout_step",
+    "refractory_lif_step",
+    "run_steps",
+    "shift_leak",
+    "shift_lif_step",
     "spike",
     "surrogate_grad",
     "to_qnet",
     "train",
+    "train_epoch",
+    "train_from_config",
 ]

@@ -99,7 +99,8 @@ class LIFParams:
             raise ValueError(f"beta must lie in (0, 1], not {self.beta!r}")
         if isinstance(self.threshold, torch.Tensor):
             if self.threshold.ndim != 0:
-                raise ValueError(f"a tensor threshold must be 0-d, not {list(self.threshold.shape)}")
+                raise ValueError(
+                    f"a tensor threshold must be 0-d, not {list(self.threshold.shape)}")
         elif not self.threshold > 0.0:
             raise ValueError(f"threshold must be positive, not {self.threshold!r}")
         if (isinstance(self.refractory, bool) or not isinstance(self.refractory, int)

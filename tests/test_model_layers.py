@@ -151,7 +151,7 @@ def test_conv_synops_match_brute_force() -> None:
     _, acts = net.activity(x)
     # every (input spike, output position, output channel) whose kernel covers it
     count = 0
-    for t, b, c, i, j in torch.nonzero(x).tolist():
+    for _t, _b, _c, i, j in torch.nonzero(x).tolist():
         for oi in range(5):
             for oj in range(5):
                 if abs(oi - i) <= 1 and abs(oj - j) <= 1:
