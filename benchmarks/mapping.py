@@ -120,6 +120,41 @@ def trained_qnet(kind: str, out: Path, data, n_train: int, retrain: bool, consol
     return net
 
 
+def calibrate(chain: Path, console: Console) -> None:
+    """Predicted vs RTL-measured cycles on the current hardware (one crossbar per layer).
+
+    The RTL of benchmarks/chain.py is a chain of layers, each one crossbar with
+    one neuron lane per neuron, fed one event per cycle: a mesh of one tile per
+    layer with ``neuron_lanes = neurons`` and free hops. Its test inputs are
+    reproduced exactly (digits split seed 0, Bernoulli seed 2).
+    """
+    from spikeforge.mapping import hardware_from_dict
+    from spikeforge.model.data import load_digits_split
+
+    report = chain / "report.json"
+    if not report.is_file():
+        console.print(f"cycle-model check skipped: run benchmarks/chain.py first ({report})")
+        return
+    import json
+
+    measured = json.loads(report.read_text())["rtl"]["cycles_per_sample"]
+    net = load_qnet(chain / "model.qnet.yaml")
+    width = max(max(layer.n_in, layer.n_out) for layer in net.layers)
+    wb = max(layer.weight_bits for layer in net.layers)
+    hw = hardware_from_dict({
+        "name": "one_tile_per_layer", "mesh": {"rows": 1, "cols": len(net.layers)},
+        "tile": {"axons": width, "neurons": width, "synapse_memory_bits": width * width * wb,
+                 "neuron_lanes": width},
+        "noc": {"hop_cycles": 0}})
+    _, _, x_te, _ = load_digits_split(0.2, 0)
+    st = run_mapping(net, hw, bernoulli(x_te, net.timesteps, seed=2),
+                     MapOptions(method=PlaceMethod.IN_ORDER, balance=False))
+    predicted = st.analysis.predicted_cycles_per_sample
+    console.print(f"cycle model vs RTL (digits {net.n_in}-...-{net.n_out}, one tile per layer, "
+                  f"{len(x_te)} test samples): predicted {predicted:.1f} cycles/sample, "
+                  f"RTL measured {measured:.1f} ({100 * (predicted / measured - 1):+.1f} %)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -128,6 +163,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--retrain", action="store_true")
     ap.add_argument("--out", default="out/bench-mapping")
+    ap.add_argument("--chain", default="out/bench-chain",
+                    help="output of benchmarks/chain.py, for the cycle-model check")
     args = ap.parse_args()
     torch.set_num_threads(1)
     console = Console(width=220)
@@ -172,6 +209,7 @@ def main() -> int:
     for r in rows:
         t.add_row(*r)
     console.print(t)
+    calibrate(Path(args.chain), console)
     console.print(f"machine: {platform.machine()}, Python {platform.python_version()}, "
                   f"torch threads 1; activity: {args.samples} Fashion-MNIST test images, "
                   f"T={T_STEPS}, seed {args.seed}; one BLAS thread; load average "
