@@ -262,9 +262,12 @@ def train_from_config(path: str | os.PathLike[str], out_dir: str | os.PathLike[s
             gen = torch.Generator().manual_seed(seed)
             t0 = time.perf_counter()
             task = say.start(f"epoch {epoch + 1}/{cfg.train.epochs}", x_train.shape[0])
+            def on_batch(n: int, loss: float, task=task) -> None:
+                say.advance(task, n, loss)
+
             res = train_epoch(model, x_train, y_train, encoding=enc, timesteps=t_train,
                               optimizer=opt, scheduler=sched, batch_size=cfg.train.batch_size,
-                              generator=gen, on_batch=lambda n, loss, task=task: say.advance(task, n, loss))
+                              generator=gen, on_batch=on_batch)
             train_s = time.perf_counter() - t0
             accs = {str(t): evaluate_encoded(model, x_test, y_test, encoding=enc, timesteps=t,
                                              seed=cfg.seed, batch_size=cfg.eval.batch_size)
