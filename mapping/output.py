@@ -78,7 +78,7 @@ def mapping_document(part: Partition, hw: HardwareSpec, traffic: Traffic,
     return {
         "format": FORMAT,
         "qnet": part.net_name,
-        "hardware": hw.model_dump(mode="json"),
+        "hardware": {**hw.model_dump(mode="json"), "tiles": hw.n_tiles},
         "layers": list(part.layer_names),
         "placement": {"method": placement.method.value, "fell_back_to_in_order":
                       placement.fell_back, "hops_per_sample": float(placement.cost)},
