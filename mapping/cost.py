@@ -12,13 +12,16 @@ for the step's end. Accepting step ``t+1`` overlaps emitting step ``t``, so::
 
 A partial-sum tile updates no neurons (its update term is 0). The partial
 sums of a group flow along a chain of its tiles to the neuron tile
-(:func:`chain_partials`), so no tile receives more than one partial stream. A tile reads its
-accumulators out ``neuron_lanes`` at a time, so one partial-sum packet carries
-the partial currents of ``neuron_lanes`` consecutive neurons (the width of
-the neuron tile's update lanes, which add them in one cycle), and a packet
-whose currents are all zero is not sent. Everything here
-works on per-(sample, step) rows of the reference simulator's spikes, so the
-prediction uses the real distribution of work, not a mean rate.
+(:func:`chain_partials`), so no tile receives more than one partial stream.
+A tile reads its accumulators out ``neuron_lanes`` at a time, so one
+partial-sum packet carries the partial currents of ``neuron_lanes``
+consecutive neurons (the width of the neuron tile's update lanes, which add
+them in one cycle); a packet whose currents are all zero is not sent
+(:func:`lane_packets`).
+
+Everything here works on per-(sample, step) rows of the reference
+simulator's spikes, so the prediction uses the real distribution of work,
+not a mean rate.
 """
 
 from __future__ import annotations
@@ -31,7 +34,11 @@ import numpy as np
 __all__ = [
     "DEFAULT_CYCLES",
     "TileCycleModel",
-    "chain_partials", "group_step_cycles", "nonzero_partials", "spikes_on"]
+    "chain_partials",
+    "group_step_cycles",
+    "lane_packets",
+    "spikes_on",
+]
 
 
 @dataclass(frozen=True)
@@ -59,21 +66,11 @@ def spikes_on(spikes: np.ndarray, lines: np.ndarray) -> np.ndarray:
     return spikes[:, lines].sum(axis=1, dtype=np.int64)
 
 
-def nonzero_partials(spikes: np.ndarray, weights: np.ndarray, neurons: np.ndarray,
-                     axons: np.ndarray, lanes: int = 1) -> np.ndarray:
-    """Partial-sum packets per row: lane groups with a nonzero partial current over ``axons``.
-
-    ``neurons`` is cut into runs of ``lanes`` (one packet each); a run whose
-    partial currents are all exactly zero in a step (no spike reached it, or
-    the weights cancelled) is not sent. The product is exact in float64
-    (every term is below 2^15 and there are far fewer than 2^37 of them).
-    """
-    if len(axons) == 0 or len(neurons) == 0:
-        return np.zeros(spikes.shape[0], dtype=np.int64)
-    s = spikes[:, axons].astype(np.float64)
-    w = weights[np.ix_(neurons, axons)].astype(np.float64)
-    nz = (s @ w.T) != 0
-    pad = (-len(neurons)) % lanes
+def lane_packets(currents: np.ndarray, lanes: int) -> np.ndarray:
+    """Packets per row for partial currents ``[rows, n]``: runs of ``lanes`` neurons with
+    any nonzero current (an all-zero run is not sent)."""
+    nz = currents != 0
+    pad = (-nz.shape[1]) % lanes
     if pad:
         nz = np.concatenate([nz, np.zeros((nz.shape[0], pad), dtype=bool)], axis=1)
     return nz.reshape(nz.shape[0], -1, lanes).any(axis=2).sum(axis=1, dtype=np.int64)
@@ -97,15 +94,12 @@ def chain_partials(spikes: np.ndarray, weights: np.ndarray, neurons: tuple[int, 
     dtype = np.float32 if w_max * weights.shape[1] < (1 << 24) else np.float64
     acc = np.zeros((rows, len(idx)), dtype=dtype)
     out: list[np.ndarray] = []
-    pad = (-len(idx)) % lanes
     for k in range(len(chunks) - 1, 0, -1):  # accumulate from the chain's far end
         a = chunks[k]
         if len(a):
+            # exact: every partial current is an integer below 2^24 (float32) or 2^53
             acc = acc + spikes[:, a].astype(dtype) @ weights[np.ix_(idx, a)].T.astype(dtype)
-        nz = acc != 0
-        if pad:
-            nz = np.concatenate([nz, np.zeros((rows, pad), dtype=bool)], axis=1)
-        out.append(nz.reshape(rows, -1, lanes).any(axis=2).sum(axis=1, dtype=np.int64))
+        out.append(lane_packets(acc, lanes))
     return out[::-1]
 
 

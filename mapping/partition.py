@@ -123,14 +123,6 @@ class Partition:
                                     weight_bits=self.weight_bits[g.layer]))
         return tuple(out)
 
-    @cached_property
-    def root(self) -> np.ndarray:
-        """Fragment index of each fragment's neuron tile (itself for a neuron tile)."""
-        first = {}
-        for f in self.fragments:
-            first.setdefault(f.group, f.index)
-        return np.array([first[f.group] for f in self.fragments], dtype=np.int64)
-
     def tiles_per_layer(self) -> list[int]:
         counts = [0] * len(self.layer_names)
         for g in self.groups:
