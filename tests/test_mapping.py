@@ -364,3 +364,14 @@ def test_map_is_wired_into_the_spikeforge_cli(tmp_path, capsys):
     assert cli.main(["map", str(qpath), "--hw", str(hw), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "mesh.rows" in err
+
+
+def test_map_command_without_inputs_says_activity_is_synthetic(tmp_path):
+    qpath, _ = save_qnet(dense_net([12, 8, 4], seed=2), tmp_path / "net")
+    hw = tmp_path / "hw.yaml"
+    hw.write_text(yaml.safe_dump(hw_dict(axons=8, neurons=6, memory=8 * 6 * 4)))
+    out = tmp_path / "out"
+    assert _cli(["map", str(qpath), "--hw", str(hw), "--out", str(out), "--samples", "4",
+                 "--method", "greedy"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["activity"] == {"source": "synthetic", "samples": 4, "timesteps": 4}
