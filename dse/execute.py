@@ -17,6 +17,8 @@ from spikeforge.errors import SpikeforgeError
 
 from .evaluate import evaluate_point
 
+CONNECT_TIMEOUT = "10s"  # how long to try a scheduler address before giving up
+
 __all__ = ["DaskExecutor", "Executor", "InlineExecutor", "LocalExecutor", "make_executor"]
 
 
@@ -97,7 +99,7 @@ class DaskExecutor(Executor):
                                   "(pip install 'dask[distributed]')") from None
         if isinstance(cluster, str):
             try:
-                self._client = Client(cluster, timeout="10s", set_as_default=False)
+                self._client = Client(cluster, timeout=CONNECT_TIMEOUT, set_as_default=False)
             except (OSError, TimeoutError) as e:
                 raise SpikeforgeError(f"cannot reach the Dask scheduler at {cluster}: "
                                       f"{e.__class__.__name__}") from None

@@ -126,12 +126,16 @@ def plot_pairs(folder: Path, rows: list[dict[str, Any]], objectives: dict[str, G
             b = np.asarray(bad, dtype=np.float64)
             ax.scatter(b[:, 0], b[:, 1], marker="x", s=20, color="0.8", label="infeasible")
         if x.endswith("_pj") or x.startswith("cycles") or x == "memory_bits":
-            if len(idx) and (vals[:, 0] > 0).all():
+            if len(idx) and (vals[:, 0] > 0).all() and vals[:, 0].max() > 10 * vals[:, 0].min():
                 ax.set_xscale("log")
         ax.set(xlabel=f"{x} ({goals[0].value})", ylabel=f"{y} ({goals[1].value})",
                title=f"{title}: {y} vs {x}")
         ax.grid(alpha=0.3)
-        ax.legend(loc="best", fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="best", fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "no feasible point measured both", ha="center",
+                    transform=ax.transAxes)
         fig.tight_layout()
         path = folder / f"{y}_vs_{x}.png"
         fig.savefig(path, dpi=110)

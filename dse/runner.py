@@ -186,8 +186,6 @@ def run_study(study: Study, out: str | os.PathLike[str], *, workers: int | None 
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise SpikeforgeError(f"--out {out}: exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "study.json").write_text(json.dumps(study.doc.model_dump(mode="json"), indent=2))
     strategy = make_strategy(study)
     budget = _budget(study, strategy)
     workers = (os.cpu_count() or 1) if workers is None else workers
@@ -196,7 +194,11 @@ def run_study(study: Study, out: str | os.PathLike[str], *, workers: int | None 
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                         MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                         TimeElapsedColumn(), console=console, transient=False)
+    # the executor first: an unreachable cluster must not leave a study folder behind
     with make_executor(workers, cluster) as ex, progress:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "study.json").write_text(json.dumps(study.doc.model_dump(mode="json"),
+                                                   indent=2))
         run = _Run(study, out, ex, progress, on_point)
         run.task_id = progress.add_task(f"dse {study.name}", total=budget,
                                         info=f"on {ex.description}")
