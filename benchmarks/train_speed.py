@@ -136,6 +136,10 @@ def _spikingjelly_model(beta: float) -> nn.Module:
 
 def _worker(args: argparse.Namespace) -> dict:
     impl = args.impl[0]
+    if impl.startswith("spikeforge") or args.malloc_all:
+        from spikeforge.model.engine import retain_freed_memory
+
+        retain_freed_memory()  # what spikeforge's trainer does
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     xtr, ytr, xte, yte = _load(args.limit)
@@ -204,6 +208,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=0, help="train on the first N images only")
     p.add_argument("--peers-path", default="/work/peers")
+    p.add_argument("--malloc-all", action="store_true",
+                   help="also give the peers spikeforge's malloc setting (retain_freed_memory)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args()
@@ -215,6 +221,8 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--worker", "--impl", impl]
         for k in ("epochs", "threads", "timesteps", "beta", "seed", "limit", "peers_path"):
             cmd += [f"--{k.replace('_', '-')}", str(getattr(args, k))]
+        if args.malloc_all:
+            cmd.append("--malloc-all")
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             print(f"{impl}: failed: {r.stderr.strip().splitlines()[-1:]}")

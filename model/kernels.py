@@ -23,14 +23,35 @@ Layers with a refractory period go through the generic loop.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from spikeforge.qnet import Reset
 
 from .neurons import LIFParams, RefractoryState, lif_step, refractory_lif_step, run_steps
-from .surrogate import Surrogate, surrogate_grad
+from .surrogate import Surrogate
 
 __all__ = ["lif_sequence", "lif_sequence_reference"]
+
+
+def _surrogate_grad_(x: torch.Tensor, kind: Surrogate, scale: float) -> torch.Tensor:
+    """:func:`~spikeforge.model.surrogate.surrogate_grad` computed in place in ``x``.
+
+    On ``[T, B, C, H, W]`` tensors the temporaries of the out-of-place formula
+    cost more than the arithmetic (each is a fresh, page-faulted allocation).
+    """
+    if kind is Surrogate.EXPONENTIAL:
+        return x.abs_().mul_(-scale).exp_()
+    if kind is Surrogate.PIECEWISE_LINEAR:
+        return x.abs_().neg_().add_(1.0).clamp_(min=0.0).mul_(scale)
+    if kind is Surrogate.FAST_SIGMOID:
+        return x.abs_().mul_(scale).add_(1.0).pow_(-2)
+    if kind is Surrogate.ARCTAN:
+        return x.mul_(math.pi * scale / 2.0).square_().add_(1.0).reciprocal_().mul_(scale / 2.0)
+    if kind is Surrogate.STRAIGHT_THROUGH:
+        return x.fill_(scale)
+    raise ValueError(f"kind must be a Surrogate, not {kind!r}")
 
 
 class _LIFSequence(torch.autograd.Function):
@@ -62,7 +83,7 @@ class _LIFSequence(torch.autograd.Function):
     def backward(ctx, grad_spikes: torch.Tensor):  # noqa: D102
         u, flag, threshold = ctx.saved_tensors
         theta = float(threshold.detach())
-        a = surrogate_grad(u - theta, ctx.kind, ctx.scale).mul_(grad_spikes)
+        a = _surrogate_grad_(u - theta, ctx.kind, ctx.scale).mul_(grad_spikes)
         subtract = ctx.reset is Reset.SUBTRACT
         c = None if subtract else flag.mul(ctx.beta)
         gu = torch.empty_like(u)

@@ -85,8 +85,9 @@ class Pool2d(nn.Module):
         self.kind = kind
 
     def _pool(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.avg_pool2d(x, self.size)
-        return y * float(self.size * self.size) if self.kind is PoolKind.SUM else y
+        if self.kind is PoolKind.SUM:
+            return F.avg_pool2d(x, self.size, divisor_override=1)
+        return F.avg_pool2d(x, self.size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return _per_step(self._pool, x)

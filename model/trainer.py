@@ -44,7 +44,7 @@ from .config import (
     TrainRunConfig,
     load_train_config,
 )
-from .engine import epoch_seed, evaluate_encoded, train_epoch
+from .engine import epoch_seed, evaluate_encoded, retain_freed_memory, train_epoch
 from .layers import LIF, Conv2d, Dense, DenseReadout, Dropout, Flatten, Pool2d, SpikeCountReadout
 from .network import SNN
 from .neurons import beta_from_shifts
@@ -233,6 +233,7 @@ def train_from_config(path: str | os.PathLike[str], out_dir: str | os.PathLike[s
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.pt"
     torch.set_num_threads(cfg.threads)
+    retain_freed_memory()
     x_train, y_train, x_test, y_test = load_data(cfg)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg)
