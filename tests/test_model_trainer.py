@@ -172,3 +172,16 @@ def test_cli_parser(tmp_path: Path) -> None:
     args = p.parse_args(["train", "c.yaml", "--out", str(tmp_path), "--resume"])
     assert args.config == "c.yaml" and args.resume and not args.quiet
     assert callable(args.func)
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parent.parent.glob("examples/train/*.yaml")),
+                         ids=lambda p: p.name)
+def test_examples_validate_and_build(path: Path) -> None:
+    cfg = load_train_config(path)
+    net = build_model(cfg)
+    x = torch.rand(2, *cfg.model.input_shape)
+    from spikeforge.model.encoders import encode
+
+    with torch.no_grad():
+        scores = net(encode(cfg.encoding.kind, x, 2, torch.Generator().manual_seed(0)))
+    assert scores.shape == (2, cfg.model.layers[-1].dense)
