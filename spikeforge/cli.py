@@ -45,9 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("qnet", help="NAME.qnet.yaml")
     v.add_argument("--out", required=True, help="output folder")
     v.set_defaults(func=_cmd_verilog)
+    from spikeforge.mapping.cli import add_parser as add_map_parser
     from spikeforge.sim.cli import add_parsers as add_sim_parsers
 
     add_sim_parsers(sub)
+    add_map_parser(sub)
     return p
 
 
