@@ -41,7 +41,7 @@ STUDY = Path(__file__).resolve().parents[1] / "examples" / "dse" / "fashion_mlp.
 
 def _figures(rows: list[dict]) -> list[tuple]:
     """What must not depend on the executor: the points and their figures, in visit order."""
-    skip = {"seconds", "worker"}
+    skip = {"seconds", "cpu_seconds", "worker"}
     return [tuple((k, v) for k, v in r.items() if k not in skip) for r in rows]
 
 
@@ -127,9 +127,14 @@ def main() -> int:
     t.add_row("speed-up", f"{runs[1].wall_s / runs[2].wall_s:.2f}x")
     t.add_row("1-min load average before/after (1 worker; 2 workers)",
               f"{load[1][0]:.2f}/{load[1][1]:.2f}; {load[2][0]:.2f}/{load[2][1]:.2f}")
-    cpu = {w: sum(r["seconds"] or 0.0 for r in runs[w].rows) for w in (1, 2)}
-    t.add_row("sum of per-point seconds (1 worker; 2 workers)",
+    wall = {w: sum(r["seconds"] or 0.0 for r in runs[w].rows) for w in (1, 2)}
+    cpu = {w: sum(r["cpu_seconds"] or 0.0 for r in runs[w].rows) for w in (1, 2)}
+    t.add_row("sum of per-point wall seconds (1 worker; 2 workers)",
+              f"{wall[1]:.1f}; {wall[2]:.1f}")
+    t.add_row("sum of per-point CPU seconds (1 worker; 2 workers)",
               f"{cpu[1]:.1f}; {cpu[2]:.1f}")
+    t.add_row("cores the points got: CPU s / study wall s (1 worker; 2 workers)",
+              f"{cpu[1] / runs[1].wall_s:.2f}; {cpu[2] / runs[2].wall_s:.2f}")
     t.add_row("same points and figures, 1 vs 2 workers", str(same))
     t.add_row("resume: stored when interrupted", str(rc["stored_before"]))
     t.add_row("resume: evaluated / reused after restart",

@@ -293,7 +293,7 @@ def evaluate_point(task: dict[str, Any]) -> dict[str, Any]:
             work_dir.mkdir(parents=True, exist_ok=True)
         except OSError:
             work_dir = None
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     p = _Point(task["key"], task["settings"], task["metrics"], task["constraints"], work_dir)
     try:
         # One BLAS thread, as torch has one: a worker is one core, so N workers use N cores.
@@ -307,4 +307,6 @@ def evaluate_point(task: dict[str, Any]) -> dict[str, Any]:
     except Exception as e:  # recorded, so a broken point is not retried forever
         rec = p.record("failed", traceback.format_exception_only(e)[-1].strip())
     rec["seconds"]["total"] = round(time.perf_counter() - t0, 3)
+    # CPU seconds of this process (one thread's worth when the worker has a core to itself)
+    rec["seconds"]["cpu"] = round(time.process_time() - c0, 3)
     return rec

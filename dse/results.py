@@ -4,7 +4,7 @@ Files written into the study folder:
 
 * ``results.csv``: one row per point in the order the search visited them:
   key, status, the parameters, every metric, ``pareto`` (on the front of all the
-  objectives), seconds, worker, message;
+  objectives), seconds and CPU seconds of its evaluation, worker, message;
 * ``pareto.csv``: the front's rows only;
 * ``<y>_vs_<x>.png``: the first objective against each other objective (and
   accuracy against energy and cycles whenever they were measured), every
@@ -59,7 +59,8 @@ def result_rows(points: list[dict[str, Any]], parameters: list[str], metrics: li
         row = {"key": p["key"], "status": p["status"]}
         row |= {n: p["settings"][n] for n in parameters}
         row |= {m: p.get("metrics", {}).get(m) for m in metrics}
-        row |= {"pareto": False, "seconds": p.get("seconds", {}).get("total"),
+        sec = p.get("seconds", {})
+        row |= {"pareto": False, "seconds": sec.get("total"), "cpu_seconds": sec.get("cpu"),
                 "worker": p.get("worker", ""), "message": p.get("message", "")}
         rows.append(row)
     names = list(objectives)

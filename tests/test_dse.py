@@ -50,7 +50,8 @@ def _study(**changes):
 
 
 def _figures(rows):
-    return [{k: v for k, v in r.items() if k not in ("seconds", "worker")} for r in rows]
+    return [{k: v for k, v in r.items() if k not in ("seconds", "cpu_seconds", "worker")}
+            for r in rows]
 
 
 def _quiet():
@@ -282,3 +283,19 @@ def test_rtl_cycles_through_icarus(tmp_path):
     assert row["status"] == "ok", row["message"]
     assert row["cycles_rtl"] > 0 and row["rtl_mismatches"] == 0
     assert (tmp_path / "rtl" / "accuracy_vs_cycles_rtl.png").is_file()
+
+
+@pytest.mark.slow
+def test_examples_run(tmp_path):
+    """The digits grid example through the CLI, and the Python API example (about 2 minutes)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "grid"
+    assert dse_main([str(EXAMPLES / "digits_grid.yaml"), "--out", str(out), "--workers", "2"]) == 0
+    rows = (out / "results.csv").read_text().splitlines()
+    assert len(rows) == 13
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "api_example.py"), "--out",
+                           str(tmp_path / "api")], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Pareto front" in proc.stdout
