@@ -23,16 +23,25 @@ Layers with a refractory period go through the generic loop.
 
 from __future__ import annotations
 
+import enum
 import math
 
 import torch
 
 from spikeforge.qnet import Reset
 
+from . import native
 from .neurons import LIFParams, RefractoryState, lif_step, refractory_lif_step, run_steps
 from .surrogate import Surrogate
 
-__all__ = ["lif_sequence", "lif_sequence_reference"]
+__all__ = ["Backend", "lif_sequence", "lif_sequence_reference"]
+
+
+class Backend(enum.Enum):
+    """Which implementation of the fused loop runs."""
+
+    AUTO = "auto"  # the C kernels of :mod:`.native` where they build, else torch
+    TORCH = "torch"  # torch tensor operations only
 
 
 def _surrogate_grad_(x: torch.Tensor, kind: Surrogate, scale: float) -> torch.Tensor:
@@ -59,8 +68,15 @@ class _LIFSequence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, currents: torch.Tensor, threshold: torch.Tensor, beta: float,
-                reset: Reset, kind: Surrogate, scale: float) -> torch.Tensor:  # noqa: D102
+                reset: Reset, kind: Surrogate, scale: float,
+                backend: Backend) -> torch.Tensor:  # noqa: D102
         theta = float(threshold.detach())
+        ctx.beta, ctx.reset, ctx.kind, ctx.scale = beta, reset, kind, scale
+        ctx.use_native = backend is Backend.AUTO and native.usable(currents)
+        if ctx.use_native:
+            u, flag, out = native.lif_forward(currents, beta, theta, reset)
+            ctx.save_for_backward(u, flag, threshold)
+            return out
         u = torch.empty_like(currents)
         # zero reset: keep = 1 - s (what survives the reset, and the backward's c / beta);
         # subtract: the spikes themselves.
@@ -76,13 +92,19 @@ class _LIFSequence(torch.autograd.Function):
                 torch.lt(ut, theta, out=flag[t])
                 torch.mul(ut, flag[t], out=v)
         ctx.save_for_backward(u, flag, threshold)
-        ctx.beta, ctx.reset, ctx.kind, ctx.scale = beta, reset, kind, scale
         return flag if subtract else torch.sub(1.0, flag)
 
     @staticmethod
     def backward(ctx, grad_spikes: torch.Tensor):  # noqa: D102
         u, flag, threshold = ctx.saved_tensors
         theta = float(threshold.detach())
+        if ctx.use_native:
+            gu, g = native.lif_backward(grad_spikes, u, flag, ctx.beta, theta, ctx.reset,
+                                        ctx.kind, ctx.scale)
+            grad_theta = None
+            if ctx.needs_input_grad[1]:
+                grad_theta = torch.tensor(g, dtype=threshold.dtype).reshape(threshold.shape)
+            return gu.view(grad_spikes.shape), grad_theta, None, None, None, None, None
         a = _surrogate_grad_(u - theta, ctx.kind, ctx.scale).mul_(grad_spikes)
         subtract = ctx.reset is Reset.SUBTRACT
         c = None if subtract else flag.mul(ctx.beta)
@@ -102,10 +124,11 @@ class _LIFSequence(torch.autograd.Function):
             if subtract:
                 g = g - ctx.beta * (flag[:-1] * gu[1:]).sum()
             grad_theta = g.reshape(threshold.shape).to(threshold.dtype)
-        return gu, grad_theta, None, None, None, None
+        return gu, grad_theta, None, None, None, None, None
 
 
-def lif_sequence(currents: torch.Tensor, params: LIFParams) -> torch.Tensor:
+def lif_sequence(currents: torch.Tensor, params: LIFParams,
+                 backend: Backend = Backend.AUTO) -> torch.Tensor:
     """Spikes of a layer of LIF neurons over all steps, membranes starting at zero.
 
     Parameters
@@ -114,6 +137,8 @@ def lif_sequence(currents: torch.Tensor, params: LIFParams) -> torch.Tensor:
         Input currents, time-major ``[T, B, ...]``.
     params : LIFParams
         Layer parameters; the threshold may be a learnable 0-d tensor.
+    backend : Backend
+        ``AUTO`` uses the C kernels of :mod:`.native` where available.
 
     Returns
     -------
@@ -127,7 +152,7 @@ def lif_sequence(currents: torch.Tensor, params: LIFParams) -> torch.Tensor:
     if not isinstance(theta, torch.Tensor):
         theta = torch.tensor(float(theta), dtype=currents.dtype)
     return _LIFSequence.apply(currents, theta, float(params.beta), params.reset,
-                              params.surrogate, float(params.scale))
+                              params.surrogate, float(params.scale), backend)
 
 
 def lif_sequence_reference(currents: torch.Tensor, params: LIFParams) -> torch.Tensor:

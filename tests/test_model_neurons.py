@@ -174,3 +174,27 @@ def test_retain_freed_memory_is_harmless() -> None:
 
     assert retain_freed_memory() in (True, False)
     assert torch.ones(2_000_000).sum() == 2_000_000
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("reset", [Reset.ZERO, Reset.SUBTRACT])
+@pytest.mark.parametrize("kind", list(Surrogate))
+def test_native_kernels_equal_torch_loop(dtype, reset, kind) -> None:
+    from spikeforge.model import native
+    from spikeforge.model.kernels import Backend
+
+    if not native.available():
+        pytest.skip("no C compiler: the native LIF kernels could not be built")
+    torch.manual_seed(5)
+    theta = torch.tensor(0.7, dtype=dtype, requires_grad=True)
+    params = LIFParams(beta=0.8125, threshold=theta, reset=reset, surrogate=kind, scale=1.3)
+    x = (torch.randn(11, 4, 3, 5, dtype=dtype)).requires_grad_(True)
+    w = torch.randn(11, 4, 3, 5, dtype=dtype)
+    s1 = lif_sequence(x, params)
+    g1 = torch.autograd.grad((s1 * w).sum(), [x, theta])
+    s2 = lif_sequence(x, params, Backend.TORCH)
+    g2 = torch.autograd.grad((s2 * w).sum(), [x, theta])
+    assert torch.equal(s1, s2)  # the forward is exact
+    tol = 1e-5 if dtype == torch.float32 else 1e-10
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol)
