@@ -103,7 +103,8 @@ class _Run:
                 "cache_dir": str(self.out / "cache" / "models"),
                 "work_dir": str(self.out / "cache" / "rtl")}
 
-    def _count(self, rec: dict[str, Any], reused: bool) -> None:
+    def count(self, rec: dict[str, Any]) -> None:
+        """Update the progress line with one more visited point."""
         self.counts[rec["status"]] = self.counts.get(rec["status"], 0) + 1
         first = next(iter(self.study.objectives))
         v = rec.get("metrics", {}).get(first)
@@ -144,7 +145,7 @@ class _Run:
                                           f"{e.__class__.__name__}: {e}") from None
                 self.store.add(task["key"], task["settings"], rec)
                 self.evaluated += 1
-                self._count(rec, reused=False)
+                self.count(rec)
                 tk = task["train_key"]
                 rest = waiting.get(tk, [])
                 if "train" in rec.get("seconds", {}):
@@ -221,7 +222,7 @@ def run_study(study: Study, out: str | os.PathLike[str], *, workers: int | None 
                         new.append((key, settings))
                     else:
                         run.reused += 1
-                        run._count(rec, reused=True)
+                        run.count(rec)
                 batch.append((prop, key))
             run.evaluate(new)
             strategy.tell([(prop, run.store.get(key)) for prop, key in batch])
