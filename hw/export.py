@@ -15,15 +15,16 @@ __all__ = ["TOP_NAME", "to_verilog", "write_verilog"]
 TOP_NAME = "spikeforge_top"
 
 
-def to_verilog(qnet: QNet, name: str = TOP_NAME) -> str:
+def to_verilog(qnet: QNet, name: str = TOP_NAME, *, encoder: bool = False) -> str:
     """Return the Verilog text of the network top for ``qnet``."""
-    top = Network(qnet)
+    top = Network(qnet, encoder=encoder)
     return verilog.convert(top, name=name, emit_src=False)
 
 
-def write_verilog(qnet: QNet, out_dir: str | os.PathLike[str], name: str = TOP_NAME) -> Path:
+def write_verilog(qnet: QNet, out_dir: str | os.PathLike[str], name: str = TOP_NAME, *,
+                  encoder: bool = False) -> Path:
     """Write ``out_dir/NAME.v`` atomically and return its path."""
-    text = to_verilog(qnet, name)  # fails before anything is written
+    text = to_verilog(qnet, name, encoder=encoder)  # fails before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.v"

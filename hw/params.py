@@ -108,6 +108,7 @@ class NetworkParams:
     """Parameters of the whole network top, derived from a QNet."""
 
     qnet: QNet
+    encoder: bool = False  # on-chip rate encoder: the input stream carries 8-bit pixels
 
     @property
     def layers(self) -> tuple[LayerParams, ...]:
@@ -125,7 +126,9 @@ class NetworkParams:
     def cycle_bits(self) -> int:
         """Cycle counter width: generous bound of every layer's work for every step."""
         per_step = sum(p.n_in + p.n_out + 4 for p in self.layers)
-        return _count_bits(self.timesteps * per_step * 4) + 1
+        if self.encoder:  # one cycle per pixel per step, plus loading the pixels
+            per_step += self.qnet.n_in + 4
+        return _count_bits(self.timesteps * per_step * 4 + self.qnet.n_in) + 1
 
     @property
     def memory_bits(self) -> int:
@@ -145,6 +148,7 @@ class NetworkParams:
                 }
                 for p in self.layers
             ],
-            "memory_bits": self.memory_bits,
+            "memory_bits": self.memory_bits + (8 * self.qnet.n_in if self.encoder else 0),
+            "encoder": "xorshift32 rate encoder, 8-bit pixels" if self.encoder else None,
             "multipliers": 0,
         }

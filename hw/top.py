@@ -2,7 +2,9 @@
 
 Ports (Verilog names in brackets come from Amaranth's flattening)::
 
-    i        [i__valid, i__ready, i__payload]   input spike events (see events.py)
+    i        [i__valid, i__ready, i__payload]   input spike events (see events.py), or
+                                                with the on-chip encoder 8-bit pixels
+    seed     (encoder only) the rate encoder's seed, loaded at clear
     o        [o__valid, o__ready, o__payload]   last layer's events (STEP_END per step)
     clear    start a new sample
     done     all T steps have left the last layer
@@ -17,10 +19,11 @@ from __future__ import annotations
 
 from amaranth import Module, Signal
 from amaranth.hdl import signed, unsigned
-from amaranth.lib import data, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.errors import QNetError
+from spikeforge.hw.encoder import RateEncoder
 from spikeforge.hw.events import EventKind, event_layout, event_stream
 from spikeforge.hw.layer import DenseLayer, counter_layout
 from spikeforge.hw.params import LayerParams, NetworkParams
@@ -41,18 +44,23 @@ def probe_signature(p: LayerParams) -> wiring.Signature:
 class Network(wiring.Component):
     """The whole QNet as one component; every width derives from ``NetworkParams``."""
 
-    def __init__(self, qnet: QNet):
+    def __init__(self, qnet: QNet, *, encoder: bool = False):
         if not isinstance(qnet, QNet):
             raise TypeError(f"qnet must be a spikeforge.qnet.QNet, not {qnet!r}")
-        self._np = NetworkParams(qnet)
+        if not isinstance(encoder, bool):
+            raise TypeError(f"encoder must be a bool, not {encoder!r}")
+        self._np = NetworkParams(qnet, encoder=encoder)
         layers = self._np.layers
         members = {
-            "i": In(event_stream(layers[0].in_index_bits)),
+            "i": In(stream.Signature(unsigned(8)) if encoder
+                    else event_stream(layers[0].in_index_bits)),
             "o": Out(event_stream(layers[-1].out_index_bits)),
             "clear": In(1),
             "done": Out(1),
             "cycles": Out(unsigned(self._np.cycle_bits)),
         }
+        if encoder:
+            members["seed"] = In(32)
         for p in layers:
             if p.name in members:
                 raise QNetError(p.name, "name", "clashes with a port of the hardware top "
@@ -80,7 +88,13 @@ class Network(wiring.Component):
                 probe.tap_valid.eq(block.o.valid & block.o.ready),
                 probe.tap_payload.eq(block.o.payload),
             ]
-        wiring.connect(m, wiring.flipped(self.i), blocks[0].i)
+        if self._np.encoder:
+            m.submodules.encoder = enc = RateEncoder(self._np.qnet.n_in, self._np.timesteps)
+            m.d.comb += [enc.seed.eq(self.seed), enc.clear.eq(self.clear)]
+            wiring.connect(m, wiring.flipped(self.i), enc.px)
+            wiring.connect(m, enc.o, blocks[0].i)
+        else:
+            wiring.connect(m, wiring.flipped(self.i), blocks[0].i)
         for a, b in zip(blocks, blocks[1:]):
             wiring.connect(m, a.o, b.i)
         wiring.connect(m, blocks[-1].o, wiring.flipped(self.o))

@@ -15,7 +15,8 @@ __all__ = ["run_amaranth"]
 
 
 def _port_map(dut: Network) -> dict[str, object]:
-    ports = {
+    ports = {"seed": dut.seed} if dut.params.encoder else {}
+    ports |= {
         "clear": dut.clear, "done": dut.done, "cycles": dut.cycles,
         "i__valid": dut.i.valid, "i__ready": dut.i.ready, "i__payload": dut.i.payload,
         "o__ready": dut.o.ready,
@@ -30,9 +31,14 @@ def _port_map(dut: Network) -> dict[str, object]:
     return {name: Value.cast(sig) for name, sig in ports.items()}
 
 
-def run_amaranth(qnet: QNet, spikes: np.ndarray, *, stall_seed: int | None = None) -> RtlResult:
-    """Simulate ``spikes`` (``[N, T, n_in]``) on the generated hardware, cycle by cycle."""
-    dut = Network(qnet)
+def run_amaranth(qnet: QNet, spikes: np.ndarray, *, stall_seed: int | None = None,
+                 seeds: np.ndarray | None = None) -> RtlResult:
+    """Simulate ``spikes`` (``[N, T, n_in]``) on the generated hardware, cycle by cycle.
+
+    With ``seeds``, the network gets the on-chip encoder and ``spikes`` are 8-bit
+    pixels ``[N, n_in]``.
+    """
+    dut = Network(qnet, encoder=seeds is not None)
     ports = _port_map(dut)
     box: dict[str, RtlResult] = {}
 
@@ -46,7 +52,8 @@ def run_amaranth(qnet: QNet, spikes: np.ndarray, *, stall_seed: int | None = Non
         box["r"] = await run_samples(
             dut.params, spikes,
             write=lambda name, v: ctx.set(ports[name], v),
-            read=lambda name: ctx.get(ports[name]), settle=settle, tick=tick, stall_seed=stall_seed)
+            read=lambda name: ctx.get(ports[name]), settle=settle, tick=tick, stall_seed=stall_seed,
+            seeds=seeds)
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)

@@ -1,6 +1,7 @@
 """`spikeforge sim` and `spikeforge verify`: run a QNet's RTL on given inputs.
 
-Inputs are an NPZ with ``spikes`` (uint8 ``[N, T, n_in]``). Outputs go to
+Inputs are an NPZ with ``spikes`` (uint8 ``[N, T, n_in]``), or ``pixels`` (uint8
+``[N, n_in]``, for the on-chip rate encoder) with optional ``seeds``. Outputs go to
 ``DIR/outputs.npz``: ``spikes.LAYER`` (uint8 ``[N, T, n_out]``, spiking layers),
 ``membrane.LAYER`` (int64 ``[N, n_out]``), ``counters.LAYER.NAME`` (int64 ``[N]``)
 and ``cycles``. ``verify`` also compares with the reference, writes
@@ -15,52 +16,95 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from spikeforge.encoding import onchip_rate_encode, sample_seeds
 from spikeforge.errors import SpikeforgeError
 from spikeforge.qnet import QNet, load_qnet
 
-__all__ = ["add_parsers", "load_inputs"]
+__all__ = ["Inputs", "add_parsers", "load_inputs"]
 
 
-def load_inputs(path: str | os.PathLike[str], net: QNet) -> np.ndarray:
-    """Read and check ``spikes`` from an inputs NPZ; one-line errors name file and field."""
+@dataclass(frozen=True)
+class Inputs:
+    """Checked stimulus: rate-coded ``spikes`` [N, T, n_in], or ``pixels`` [N, n_in] + seeds."""
+
+    stimulus: np.ndarray
+    seeds: np.ndarray | None  # set when the on-chip encoder makes the spikes
+
+    @property
+    def encoder(self) -> bool:
+        return self.seeds is not None
+
+    def spikes(self, net: QNet) -> np.ndarray:
+        """The spikes layer 0 sees (the encoder's, reproduced exactly, for pixels)."""
+        if self.seeds is None:
+            return self.stimulus
+        return onchip_rate_encode(self.stimulus, net.timesteps, self.seeds)
+
+
+def _check_int(p: Path, name: str, arr: np.ndarray, lo: int, hi: int) -> None:
+    if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
+        raise SpikeforgeError(f"{p}: field {name}: dtype {arr.dtype}, expected integers")
+    if arr.size and (arr.min() < lo or arr.max() > hi):
+        raise SpikeforgeError(f"{p}: field {name}: values must lie in {lo}..{hi}"
+                              + (" (0 or 1)" if hi == 1 else ""))
+
+
+def load_inputs(path: str | os.PathLike[str], net: QNet) -> Inputs:
+    """Read and check an inputs NPZ; one-line errors name the file and the field.
+
+    ``spikes`` (uint8 ``[N, T, n_in]``) drive the network directly; ``pixels``
+    (uint8 ``[N, n_in]``) go through the on-chip rate encoder, seeded per sample by
+    ``seeds`` (uint32 ``[N]``; default :func:`spikeforge.encoding.sample_seeds`).
+    """
     p = Path(path)
     if not p.is_file():
         raise SpikeforgeError(f"{p}: file does not exist")
     try:
         with np.load(p, allow_pickle=False) as d:
-            keys = set(d.files)
-            arr = d["spikes"] if "spikes" in keys else None
+            arrays = {k: d[k] for k in d.files}
     except Exception as e:  # numpy raises several types for a damaged archive
         raise SpikeforgeError(f"{p}: cannot be read as NPZ ({e.__class__.__name__})") from None
-    if arr is None:
-        if "pixels" in keys:
-            raise SpikeforgeError(f"{p}: field pixels: this hardware has no on-chip encoder "
-                                  "yet; give rate-coded 'spikes' [N, T, n_in]")
-        raise SpikeforgeError(f"{p}: field spikes: missing")
-    want = (net.timesteps, net.n_in)
-    if arr.ndim != 3 or arr.shape[1:] != want:
-        raise SpikeforgeError(f"{p}: field spikes: shape {list(arr.shape)}, expected "
-                              f"[N, {want[0]}, {want[1]}]")
-    if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
-        raise SpikeforgeError(f"{p}: field spikes: dtype {arr.dtype}, expected uint8")
-    if arr.size and not np.isin(arr, (0, 1)).all():
-        raise SpikeforgeError(f"{p}: field spikes: values must be 0 or 1")
-    return arr.astype(np.uint8)
+    if "spikes" in arrays:
+        arr = arrays["spikes"]
+        want = (net.timesteps, net.n_in)
+        if arr.ndim != 3 or arr.shape[1:] != want:
+            raise SpikeforgeError(f"{p}: field spikes: shape {list(arr.shape)}, expected "
+                                  f"[N, {want[0]}, {want[1]}]")
+        _check_int(p, "spikes", arr, 0, 1)
+        return Inputs(arr.astype(np.uint8), None)
+    if "pixels" in arrays:
+        arr = arrays["pixels"]
+        if arr.ndim != 2 or arr.shape[1] != net.n_in:
+            raise SpikeforgeError(f"{p}: field pixels: shape {list(arr.shape)}, expected "
+                                  f"[N, {net.n_in}]")
+        _check_int(p, "pixels", arr, 0, 255)
+        seeds = arrays.get("seeds")
+        if seeds is None:
+            seeds = sample_seeds(len(arr))
+        elif seeds.shape != (len(arr),):
+            raise SpikeforgeError(f"{p}: field seeds: shape {list(seeds.shape)}, expected "
+                                  f"[{len(arr)}]")
+        else:
+            _check_int(p, "seeds", seeds, 0, 2**32 - 1)
+        return Inputs(arr.astype(np.uint8), seeds.astype(np.uint32))
+    raise SpikeforgeError(f"{p}: field spikes: missing (give 'spikes' or 'pixels')")
 
 
-def _run(args: argparse.Namespace, net: QNet, spikes: np.ndarray, stage: Path):
+def _run(args: argparse.Namespace, net: QNet, inputs: Inputs, stage: Path):
     if args.mode == "fast":
         from spikeforge.sim.fast import run_fast
 
-        return run_fast(net, spikes, simulator=args.simulator, build_dir=stage / "build").result
+        return run_fast(net, inputs.stimulus, simulator=args.simulator,
+                        build_dir=stage / "build", seeds=inputs.seeds).result
     from spikeforge.sim.runner import run_rtl
 
-    return run_rtl(net, spikes, simulator=args.simulator, build_dir=stage / "build",
-                   stall_seed=args.stall_seed).result
+    return run_rtl(net, inputs.stimulus, simulator=args.simulator, build_dir=stage / "build",
+                   stall_seed=args.stall_seed, seeds=inputs.seeds).result
 
 
 def _staged(out: Path):
@@ -84,30 +128,33 @@ def _cmd(args: argparse.Namespace, verify: bool) -> int:
     from spikeforge.sim.tools import simulator_available
 
     net = load_qnet(args.qnet)
-    spikes = load_inputs(args.inputs, net)
+    inputs = load_inputs(args.inputs, net)
     reason = simulator_available(args.simulator)
     if reason:
         raise SpikeforgeError(f"--simulator {args.simulator}: {reason}")
     out, stage = _staged(Path(args.out))
     try:
-        result = _run(args, net, spikes, stage)
+        result = _run(args, net, inputs, stage)
         np.savez(stage / "outputs.npz", **result.to_npz_dict())
         status = 0
         if verify:
-            status = _verify(net, spikes, result, stage, args)
+            status = _verify(net, inputs, result, stage, args)
         _finish(stage, out)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
-    print(f"wrote {out / 'outputs.npz'} ({len(spikes)} samples, {args.simulator}, {args.mode})")
+    kind = "pixels, on-chip encoder" if inputs.encoder else "spikes"
+    print(f"wrote {out / 'outputs.npz'} ({len(inputs.stimulus)} samples of {kind}, "
+          f"{args.simulator}, {args.mode})")
     return status
 
 
-def _verify(net: QNet, spikes: np.ndarray, result, stage: Path, args) -> int:
+def _verify(net: QNet, inputs: Inputs, result, stage: Path, args) -> int:
     from spikeforge.energy import energy_report
     from spikeforge.reference import simulate
     from spikeforge.sim.protocol import compare
 
+    spikes = inputs.spikes(net)
     ref = simulate(net, spikes)
     mism = compare(ref, result)
     (stage / "mismatches.json").write_text(json.dumps(
@@ -124,7 +171,8 @@ def _verify(net: QNet, spikes: np.ndarray, result, stage: Path, args) -> int:
 
         first = mism[0].sample
         if first >= 0:
-            run_fast(net, spikes[first:first + 1], simulator="icarus",
+            seeds = None if inputs.seeds is None else inputs.seeds[first:first + 1]
+            run_fast(net, inputs.stimulus[first:first + 1], simulator="icarus", seeds=seeds,
                      build_dir=stage / "wave_build", vcd=stage / f"sample{first}.vcd")
             print(f"  waveform of sample {first}: {stage.name}/sample{first}.vcd")
     print(f"energy per sample (Panda): SNN {energy['snn_pj']:.1f} pJ, ANN "
@@ -169,7 +217,9 @@ def add_parsers(sub) -> None:
         p = sub.add_parser(name, help=("run a QNet's RTL on inputs" if not verify else
                                        "run the RTL and compare with the reference"))
         p.add_argument("qnet", help="NAME.qnet.yaml")
-        p.add_argument("--inputs", required=True, help="NPZ with spikes [N, T, n_in] (uint8)")
+        p.add_argument("--inputs", required=True,
+                       help="NPZ with spikes [N, T, n_in] (uint8), or pixels [N, n_in] "
+                            "(uint8, on-chip encoder) and optional seeds [N] (uint32)")
         p.add_argument("--simulator", default="icarus", help="icarus or verilator")
         p.add_argument("--mode", choices=("fast", "cocotb"), default="fast",
                        help="fast: plain-Verilog testbench, whole test sets; "

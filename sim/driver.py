@@ -128,8 +128,12 @@ async def run_samples(
     stall_seed: int | None = None,
     max_cycles_per_sample: int | None = None,
     on_sample: Callable[[int, RtlResult], None] | None = None,
+    seeds: np.ndarray | None = None,
 ) -> RtlResult:
     """Run ``spikes`` (``[N, T, n_in]``) through the DUT one sample after another.
+
+    With the on-chip encoder (``params.encoder``), ``spikes`` are instead 8-bit
+    pixels ``[N, n_in]`` and ``seeds`` (uint32 ``[N]``) seed each sample's encoder.
 
     ``settle`` lets combinational logic settle after inputs were written (a no-op
     where the simulator settles by itself); ``tick`` advances to the next edge.
@@ -145,8 +149,16 @@ async def run_samples(
     monitor.subscribe(lambda name, payload: recorder[-1].on_tap(name, payload))
     limit = max_cycles_per_sample or 64 * params.timesteps * (
         sum(p.n_in + p.n_out for p in params.layers) + 8)
+    if params.encoder:
+        if seeds is None or len(seeds) != n:
+            raise ValueError("the on-chip encoder needs one seed per sample")
+        limit += 64 * params.qnet.n_in * (params.timesteps + 1)
     for s in range(n):
-        driver = EventDriver(sample_events(spikes[s]), rng)
+        if params.encoder:
+            driver = EventDriver([int(v) for v in spikes[s]], rng)
+            write("seed", int(seeds[s]))
+        else:
+            driver = EventDriver(sample_events(spikes[s]), rng)
         recorder.append(SampleRecorder(params))
         write("clear", 1)
         write("i__valid", 0)

@@ -37,16 +37,22 @@ def run_rtl(
     stall_seed: int | None = None,
     waves: bool = False,
     check: bool = False,
+    seeds: np.ndarray | None = None,
 ) -> RtlRun:
     """Generate Verilog for ``qnet``, simulate ``spikes`` (``[N, T, n_in]``), return results.
 
     With ``check`` the testbench itself also asserts equality with the reference;
-    ``verilog`` reuses Verilog already generated for this QNet.
+    ``verilog`` reuses Verilog already generated for this QNet. With ``seeds``
+    the design has the on-chip encoder and ``spikes`` are pixels ``[N, n_in]``.
     """
     from cocotb_tools.runner import get_results, get_runner
 
     spikes = np.asarray(spikes, dtype=np.uint8)
-    if spikes.ndim != 3 or spikes.shape[1:] != (qnet.timesteps, qnet.n_in):
+    encoder = seeds is not None
+    if encoder:
+        if spikes.ndim != 2 or spikes.shape[1] != qnet.n_in or len(seeds) != len(spikes):
+            raise SpikeforgeError(f"pixels must be [N, {qnet.n_in}] with one seed each")
+    elif spikes.ndim != 3 or spikes.shape[1:] != (qnet.timesteps, qnet.n_in):
         raise SpikeforgeError(
             f"input spikes must be [N, {qnet.timesteps}, {qnet.n_in}] for this QNet, "
             f"not {list(spikes.shape)}")
@@ -56,9 +62,13 @@ def run_rtl(
     build = Path(build_dir) if build_dir else Path(tempfile.mkdtemp(prefix="spikeforge-sim-"))
     build = build.resolve()
     build.mkdir(parents=True, exist_ok=True)
-    verilog = Path(verilog).resolve() if verilog else write_verilog(qnet, build / "rtl")
+    verilog = Path(verilog).resolve() if verilog else write_verilog(qnet, build / "rtl",
+                                                                    encoder=encoder)
     qpath, _ = save_qnet(qnet, build / "dut")
-    np.savez(build / "inputs.npz", spikes=spikes)
+    if encoder:
+        np.savez(build / "inputs.npz", pixels=spikes, seeds=np.asarray(seeds, dtype=np.uint32))
+    else:
+        np.savez(build / "inputs.npz", spikes=spikes)
     outputs = build / "outputs.npz"
     if outputs.exists():
         outputs.unlink()

@@ -16,6 +16,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
+from spikeforge.encoding import onchip_rate_encode
 from spikeforge.hw.params import NetworkParams
 from spikeforge.qnet import load_qnet
 from spikeforge.reference import simulate
@@ -40,9 +41,14 @@ def _read(handle) -> int:
 async def network_matches_reference(dut):
     """Drive every sample; record spikes, membranes, counters; compare with the reference."""
     qnet = load_qnet(os.environ[ENV_QNET])
-    spikes = np.load(os.environ[ENV_INPUTS])["spikes"]
+    with np.load(os.environ[ENV_INPUTS]) as d:
+        encoder = "pixels" in d.files
+        stimulus = d["pixels"] if encoder else d["spikes"]
+        seeds = d["seeds"] if encoder else None
+    # the model sees the spikes the on-chip encoder makes, reproduced bit for bit
+    spikes = onchip_rate_encode(stimulus, qnet.timesteps, seeds) if encoder else stimulus
     stall = os.environ.get(ENV_STALL)
-    params = NetworkParams(qnet)
+    params = NetworkParams(qnet, encoder=encoder)
 
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     dut.rst.value = 1
@@ -75,8 +81,10 @@ async def network_matches_reference(dut):
             mismatches.append(m)
 
         checker = Checker(simulate(qnet, spikes), report)
+    if encoder:
+        dut.seed.value = 0
     result = await run_samples(
-        params, spikes,
+        params, stimulus, seeds=seeds,
         write=write, read=lambda name: _read(handle(name)), settle=ReadOnly, tick=tick,
         stall_seed=int(stall) if stall else None, on_sample=checker,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["bernoulli"]
+__all__ = ["bernoulli", "onchip_rate_encode", "sample_seeds", "xorshift32"]
 
 
 def bernoulli(x: np.ndarray, timesteps: int, seed: int) -> np.ndarray:
@@ -23,3 +23,54 @@ def bernoulli(x: np.ndarray, timesteps: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     u = rng.random((x.shape[0], timesteps, x.shape[1]))
     return (u < x[:, None, :]).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------- on-chip
+
+XORSHIFT_MASK = 0xFFFF_FFFF
+
+
+def xorshift32(state: np.ndarray) -> np.ndarray:
+    """One step of Marsaglia's xorshift32 (13, 17, 5) on uint32 states."""
+    x = state.astype(np.uint32)
+    x ^= (x << np.uint32(13)) & np.uint32(XORSHIFT_MASK)
+    x ^= x >> np.uint32(17)
+    x ^= (x << np.uint32(5)) & np.uint32(XORSHIFT_MASK)
+    return x
+
+
+def sample_seeds(n: int, base: int = 1) -> np.ndarray:
+    """The documented per-sample seeds the host sends: ``base + i`` (mod 2^32, never 0)."""
+    seeds = (np.arange(n, dtype=np.uint64) + np.uint64(base)) & np.uint64(XORSHIFT_MASK)
+    seeds[seeds == 0] = 1
+    return seeds.astype(np.uint32)
+
+
+def onchip_rate_encode(pixels: np.ndarray, timesteps: int, seeds: np.ndarray) -> np.ndarray:
+    """The hardware rate encoder's bits, reproduced exactly (docs/HARDWARE.md).
+
+    For each sample the generator starts at ``state = seed`` (0 is replaced by 1).
+    Steps run in order ``t = 0 .. T-1`` and, within a step, pixels ``i = 0 .. n_in-1``;
+    each (t, i) advances ``state = xorshift32(state)`` once and fires when
+    ``pixel[i] > state >> 24``. So a pixel of 255 fires with probability 255/256
+    and a pixel of 0 never does.
+
+    ``pixels`` is uint8 ``[N, n_in]``; ``seeds`` uint32 ``[N]``; returns uint8
+    ``[N, T, n_in]``.
+    """
+    px = np.asarray(pixels)
+    if px.ndim != 2 or not (np.issubdtype(px.dtype, np.integer)) or px.size and (
+            px.min() < 0 or px.max() > 255):
+        raise ValueError("pixels must be integers in 0..255 shaped [N, n_in]")
+    seeds = np.asarray(seeds, dtype=np.uint64)
+    if seeds.shape != (px.shape[0],):
+        raise ValueError(f"need one seed per sample ({px.shape[0]}), not {list(seeds.shape)}")
+    state = np.where(seeds == 0, 1, seeds & np.uint64(XORSHIFT_MASK)).astype(np.uint32)
+    n, n_in = px.shape
+    out = np.zeros((n, timesteps, n_in), dtype=np.uint8)
+    pxi = px.astype(np.uint32)
+    for t in range(timesteps):
+        for i in range(n_in):
+            state = xorshift32(state)
+            out[:, t, i] = pxi[:, i] > (state >> np.uint32(24))
+    return out
