@@ -134,6 +134,21 @@ class NetworkParams:
     def memory_bits(self) -> int:
         return sum(p.memory_bits for p in self.layers)
 
+    @property
+    def max_cycles_per_sample(self) -> int:
+        """Upper bound on ``cycles`` for one sample (every input spiking, layers not overlapped).
+
+        Per step and layer: one cycle per input spike, two to drain the last add and
+        take ``STEP_END``, one per output spike, one for the emitted ``STEP_END``;
+        with the encoder, ``n_in + 2`` per step and ``n_in`` to load the pixels.
+        """
+        per_step = sum(p.n_in + p.n_out + 3 for p in self.layers)
+        extra = 0
+        if self.encoder:
+            per_step += self.qnet.n_in + 2
+            extra = self.qnet.n_in
+        return self.timesteps * per_step + extra
+
     def describe(self) -> dict:
         """A JSON-ready description of the generated instance."""
         return {
@@ -151,4 +166,6 @@ class NetworkParams:
             "memory_bits": self.memory_bits + (8 * self.qnet.n_in if self.encoder else 0),
             "encoder": "xorshift32 rate encoder, 8-bit pixels" if self.encoder else None,
             "multipliers": 0,
+            "max_cycles_per_sample": self.max_cycles_per_sample,
+            "cycle_model": "docs/HARDWARE.md#cycle-model",
         }

@@ -25,12 +25,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_verilog(args: argparse.Namespace) -> int:
+    import json
+
     from spikeforge.hw.export import write_verilog
+    from spikeforge.hw.params import NetworkParams
     from spikeforge.qnet import load_qnet
 
     net = load_qnet(args.qnet)
-    path = write_verilog(net, args.out)
-    print(path)
+    if getattr(args, "mapping", None):
+        raise SpikeforgeError(
+            f"--mapping {args.mapping}: this hardware generation builds one crossbar per "
+            "layer; tiled mappings are not implemented yet (leave --mapping out)")
+    encoder = getattr(args, "encoder", False)
+    path = write_verilog(net, args.out, encoder=encoder)
+    desc = NetworkParams(net, encoder=encoder).describe() | {"verilog": path.name,
+                                                              "qnet": str(args.qnet)}
+    (path.parent / "hw.json").write_text(json.dumps(desc, indent=2))
+    print(f"wrote {path} and {path.parent / 'hw.json'}")
     return 0
 
 
@@ -45,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("qnet", help="NAME.qnet.yaml")
     v.add_argument("--out", required=True, help="output folder")
     v.set_defaults(func=_cmd_verilog)
+    r = sub.add_parser("rtl", help="write the Verilog of a QNet and hw.json describing it")
+    r.add_argument("qnet", help="NAME.qnet.yaml")
+    r.add_argument("--out", required=True, help="output folder")
+    r.add_argument("--encoder", action="store_true",
+                   help="put the on-chip rate encoder in front (8-bit pixels in)")
+    r.add_argument("--mapping", help="mapping.yaml (tiled hardware: not implemented yet)")
+    r.set_defaults(func=_cmd_verilog)
     from spikeforge.mapping.cli import add_parser as add_map_parser
     from spikeforge.sim.cli import add_parsers as add_sim_parsers
 

@@ -10,7 +10,7 @@ import pytest
 from amaranth.hdl import Value
 from amaranth.sim import Simulator
 
-from spikeforge.hw import Crossbar, LayerParams, NeuronLane, to_verilog
+from spikeforge.hw import Crossbar, LayerParams, NetworkParams, NeuronLane, to_verilog
 from spikeforge.qnet import InputSpec, Layer, QNet, Reset, signed_range
 from spikeforge.reference import layer_step, simulate
 from spikeforge.sim.amaranth_sim import run_amaranth
@@ -107,9 +107,12 @@ def test_crossbar_accumulates_weight_rows():
 def _fuzz(seed: int, samples: int = 3) -> None:
     net = random_qnet(seed)
     x = random_spikes(seed, net, samples)
-    rtl = run_amaranth(net, x, stall_seed=seed if seed % 2 else None)
+    stalls = seed % 2 == 1
+    rtl = run_amaranth(net, x, stall_seed=seed if stalls else None)
     mismatches = compare(simulate(net, x), rtl)
     assert not mismatches, "\n".join(map(str, mismatches[:3]))
+    if not stalls:  # the documented bound (hw.json) holds without backpressure
+        assert (rtl.cycles <= NetworkParams(net).max_cycles_per_sample).all()
 
 
 @pytest.mark.parametrize("seed", range(N_FUZZ))
@@ -199,3 +202,21 @@ def test_checker_flags_exactly_the_failing_sample():
         Checker(wrong, bad.append)(s, rtl)
     assert good == []
     assert {m.sample for m in bad} == {1} and bad[0].what == "membrane"
+
+
+def test_rtl_command_writes_verilog_and_hw_json(tmp_path):
+    import json
+
+    from spikeforge.cli import main
+    from spikeforge.qnet import save_qnet
+
+    net = random_qnet(6)
+    qpath, _ = save_qnet(net, tmp_path / "net")
+    assert main(["rtl", str(qpath), "--out", str(tmp_path / "rtl")]) == 0
+    desc = json.loads((tmp_path / "rtl" / "hw.json").read_text())
+    assert desc["multipliers"] == 0 and desc["encoder"] is None
+    assert [layer["name"] for layer in desc["layers"]] == [l.name for l in net.layers]
+    assert desc["memory_bits"] == sum(l.n_in * l.n_out * l.weight_bits for l in net.layers)
+    assert (tmp_path / "rtl" / "spikeforge_top.v").stat().st_size > 0
+    assert main(["rtl", str(qpath), "--out", str(tmp_path / "x"), "--mapping", "m.yaml"]) == 2
+    assert not (tmp_path / "x").exists()
