@@ -8,9 +8,16 @@ time-major (:mod:`.layers`); :func:`train_from_config` trains from YAML.
 from .config import TrainRunConfig, load_train_config
 from .data import load_digits_split, rate_code_copies
 from .encoders import Encoding, bernoulli_spikes, direct_input, encode, latency_spikes
-from .engine import EpochResult, epoch_seed, evaluate_encoded, predict_encoded, train_epoch
+from .engine import (
+    EpochResult,
+    epoch_seed,
+    evaluate_encoded,
+    predict_encoded,
+    retain_freed_memory,
+    train_epoch,
+)
 from .export import layer_scales, to_qnet
-from .kernels import lif_sequence, lif_sequence_reference
+from .kernels import Backend, lif_sequence, lif_sequence_reference
 from .layers import (
     LIF,
     Conv2d,
@@ -45,6 +52,7 @@ __all__ = [
     "LIF",
     "LIFMLP",
     "SNN",
+    "Backend",
     "Conv2d",
     "Dense",
     "DenseReadout",
@@ -84,6 +92,7 @@ __all__ = [
     "predict_encoded",
     "rate_code_copies",
     "readout_step",
+    "retain_freed_memory",
     "refractory_lif_step",
     "run_steps",
     "shift_leak",
