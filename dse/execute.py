@@ -48,19 +48,35 @@ class Executor:
         self.close(cancel=exc_type is not None)
 
 
+class _Deferred:
+    """A task the inline executor evaluates when it is waited for."""
+
+    def __init__(self, task: dict[str, Any]):
+        self.task = task
+        self.record: dict[str, Any] | None = None
+
+    def result(self) -> dict[str, Any]:
+        return self.record
+
+
 class InlineExecutor(Executor):
-    """Evaluates each task in this process when it is submitted (debugging, tests)."""
+    """Evaluates tasks in this process, one per :meth:`wait_any`, in submission order.
+
+    Evaluating on wait rather than on submit lets the runner store each record
+    before the next point starts, as it does with real workers.
+    """
 
     description = "this process"
     workers = 1
 
-    def submit(self, task: dict[str, Any]) -> cf.Future:
-        fut: cf.Future = cf.Future()
-        fut.set_result(evaluate_point(task))
-        return fut
+    def submit(self, task: dict[str, Any]) -> _Deferred:
+        return _Deferred(task)
 
-    def wait_any(self, futures: Iterable[cf.Future]) -> set[cf.Future]:
-        return set(futures)
+    def wait_any(self, futures: Iterable[_Deferred]) -> set[_Deferred]:
+        fut = next(iter(futures))
+        if fut.record is None:
+            fut.record = evaluate_point(fut.task)
+        return {fut}
 
 
 class LocalExecutor(Executor):

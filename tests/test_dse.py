@@ -299,3 +299,40 @@ def test_examples_run(tmp_path):
                            str(tmp_path / "api")], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Pareto front" in proc.stdout
+
+
+def test_killed_process_resumes_without_evaluating_a_point_twice(tmp_path):
+    """SIGKILL a real ``python -m spikeforge.dse`` midway, run it again: each point once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    doc = copy.deepcopy(TINY) | {"parameters": NSGA_PARAMS,
+                                 "search": {"method": "random", "budget": 12, "batch": 12}}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    out = tmp_path / "out"
+    points = out / "points.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "spikeforge.dse", str(path), "--out", str(out),
+                             "--workers", "0"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            if points.exists() and len(points.read_bytes().splitlines()) >= 4:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the study ended before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    before = len(PointStore(points, "-").records()) + PointStore(points, "-").other
+    assert 4 <= before < 12
+    seen = []
+    res = run_study(load_study(path), out, workers=0, console=_quiet(),
+                    on_point=lambda r: seen.append(r["key"]))
+    keys = [json.loads(line)["key"] for line in points.read_text().splitlines()]
+    assert len(keys) == len(set(keys)) == 12, "a point was stored twice"
+    assert res.reused == before and res.evaluated == len(seen) == 12 - before
