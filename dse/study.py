@@ -189,12 +189,30 @@ class Study:
         self.base = base
         self.source = source
 
-    name = property(lambda self: self.doc.name)
-    seed = property(lambda self: self.doc.seed)
-    parameters = property(lambda self: self.doc.parameters)
-    objectives = property(lambda self: self.doc.objectives)
-    constraints = property(lambda self: self.doc.constraints)
-    search = property(lambda self: self.doc.search)
+    @property
+    def name(self) -> str:
+        return self.doc.name
+
+    @property
+    def seed(self) -> int:
+        return self.doc.seed
+
+    @property
+    def parameters(self) -> dict[str, Parameter]:
+        return self.doc.parameters
+
+    @property
+    def objectives(self) -> dict[str, Goal]:
+        """Objective metrics and their goals, in the study's order."""
+        return self.doc.objectives
+
+    @property
+    def constraints(self) -> list[Constraint]:
+        return self.doc.constraints
+
+    @property
+    def search(self) -> Search:
+        return self.doc.search
 
     @property
     def metrics(self) -> list[str]:
