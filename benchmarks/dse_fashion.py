@@ -6,7 +6,9 @@ first 10,000 training images, the bit-exact QNet scored on the first 1,000 test
 images) three times, each into a fresh folder under ``--out``:
 
 1. with 1 local worker process, then with 2: wall times and the speed-up, and
-   whether both runs produced the same points and the same figures;
+   whether both runs produced the same points and the same figures; then on a
+   Dask ``LocalCluster`` of 2 worker processes (``--no-dask`` skips it), which
+   must give the same figures too;
 2. the resume check: the study as a subprocess (``python -m spikeforge.dse``,
    2 workers) interrupted with SIGINT once ``--kill-after`` points are stored,
    then run again to the end; every point key must be stored exactly once and
@@ -95,6 +97,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="out/bench-dse")
     ap.add_argument("--kill-after", type=int, default=20)
+    ap.add_argument("--no-dask", action="store_true",
+                    help="skip the run on a Dask LocalCluster (2 worker processes)")
     args = ap.parse_args()
     out = Path(args.out)
     console = Console(stderr=True)
@@ -110,6 +114,18 @@ def main() -> int:
         console.print(f"{workers} worker(s): {res.evaluated} points in {res.wall_s:.1f} s "
                       f"(1-min load average {before:.2f} before, {load[workers][1]:.2f} after)")
     same = _figures(runs[1].rows) == _figures(runs[2].rows)
+    dask = None
+    if not args.no_dask:
+        from distributed import LocalCluster
+
+        before = os.getloadavg()[0]
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster:
+            dask = run_study(study, _fresh(out / "dask"), cluster=cluster.scheduler_address,
+                             console=console)
+        console.print(f"Dask LocalCluster (2 worker processes): {dask.evaluated} points in "
+                      f"{dask.wall_s:.1f} s (load {before:.2f} before, "
+                      f"{os.getloadavg()[0]:.2f} after)")
     rc = resume_check(out, args.kill_after, console)
     resumed_same = _figures(rc["rows"]) == _figures(runs[2].rows)
 
@@ -136,6 +152,10 @@ def main() -> int:
     t.add_row("cores the points got: CPU s / study wall s (1 worker; 2 workers)",
               f"{cpu[1] / runs[1].wall_s:.2f}; {cpu[2] / runs[2].wall_s:.2f}")
     t.add_row("same points and figures, 1 vs 2 workers", str(same))
+    if dask is not None:
+        t.add_row("wall time, Dask LocalCluster, 2 worker processes (s)", f"{dask.wall_s:.1f}")
+        t.add_row("same points and figures, Dask vs local",
+                  str(_figures(dask.rows) == _figures(runs[2].rows)))
     t.add_row("resume: stored when interrupted", str(rc["stored_before"]))
     t.add_row("resume: evaluated / reused after restart",
               f"{rc['evaluated_after']} / {rc['reused_after']}")
@@ -155,6 +175,7 @@ def main() -> int:
     plots = sorted(str(p) for p in runs[2].files.values() if p.suffix == ".png")
     console.print(f"plots: {plots}")
     ok = same and resumed_same and rc["duplicates"] == 0 and len(rows) >= 40
+    ok = ok and (dask is None or _figures(dask.rows) == _figures(runs[2].rows))
     return 0 if ok else 1
 
 
