@@ -122,19 +122,24 @@ class DaskExecutor(Executor):
             self._own = True
         else:
             self._client, self._own = cluster, False
+        from distributed import as_completed
+
+        self._done = as_completed(loop=self._client.loop)
         info = self._client.scheduler_info()
         self.workers = sum(w.get("nthreads", 1) for w in info.get("workers", {}).values())
         self.description = f"Dask {self._client.scheduler.address} ({self.workers} threads)"
 
     def submit(self, task: dict[str, Any]) -> Any:
         # the point key names the task: a point is a pure function of its settings
-        return self._client.submit(evaluate_point, task, key=f"dse-point-{task['key']}")
+        fut = self._client.submit(evaluate_point, task, key=f"dse-point-{task['key']}")
+        self._done.add(fut)
+        return fut
 
     def wait_any(self, futures: Iterable[Any]) -> set[Any]:
-        from distributed import wait
-
-        done, _ = wait(list(futures), return_when="FIRST_COMPLETED")
-        return set(done)
+        # Every future in flight came from submit, so the as_completed queue holds them all
+        # (distributed.wait would need a default client, which this one is not).
+        first = next(self._done)
+        return {first, *(f for f in self._done.next_batch(block=False))}
 
     def close(self, cancel: bool = False) -> None:
         if self._own:
