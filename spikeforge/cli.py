@@ -63,11 +63,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help="put the on-chip rate encoder in front (8-bit pixels in)")
     r.add_argument("--mapping", help="mapping.yaml (tiled hardware: not implemented yet)")
     r.set_defaults(func=_cmd_verilog)
+    from spikeforge.dse.cli import add_parser as add_dse_parser
     from spikeforge.mapping.cli import add_parser as add_map_parser
     from spikeforge.sim.cli import add_parsers as add_sim_parsers
 
+    add_train_parser(sub)
     add_sim_parsers(sub)
     add_map_parser(sub)
+    add_dse_parser(sub)
+    return p
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from spikeforge.model.trainer import train_from_config  # torch only when training
+
+    train_from_config(args.config, args.out, resume=args.resume, progress=not args.quiet)
+    return 0
+
+
+def add_train_parser(sub) -> argparse.ArgumentParser:
+    """``spikeforge train CONFIG --out DIR``; defined here so other commands skip torch."""
+    p = sub.add_parser("train", help="train a spiking network from a YAML config")
+    p.add_argument("config", help="training configuration (YAML), e.g. "
+                                  "examples/train/fashion_mlp.yaml")
+    p.add_argument("--out", required=True, help="output folder (checkpoint, history, plots)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoint.pt (same config)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
+    p.set_defaults(func=_cmd_train)
     return p
 
 
