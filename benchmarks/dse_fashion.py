@@ -59,6 +59,31 @@ def _stored_keys(path: Path) -> list[str]:
     return keys
 
 
+def _spin(n: int) -> float:
+    x = 0
+    for i in range(n):
+        x += i * i
+    return float(x > 0)
+
+
+def parallel_headroom(n: int = 10_000_000) -> float:
+    """Cores this machine gives two processes right now: 2 x (one spin) / (two spins at once).
+
+    2.0 on an idle 2-core machine; 1.0 when the other jobs leave one core's worth.
+    """
+    import multiprocessing
+
+    t0 = time.perf_counter()
+    _spin(n)
+    one = time.perf_counter() - t0
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        pool.map(_spin, [1, 1])  # start the workers before timing
+        t0 = time.perf_counter()
+        pool.map(_spin, [n, n])
+        two = time.perf_counter() - t0
+    return 2 * one / two
+
+
 def _fresh(folder: Path) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
     return folder
@@ -105,7 +130,9 @@ def main() -> int:
     study = load_study(STUDY)
     runs = {}
     load = {}
+    headroom = {}
     for workers in (1, 2):
+        headroom[workers] = parallel_headroom()
         before = os.getloadavg()[0]
         res = run_study(study, _fresh(out / f"workers{workers}"), workers=workers,
                         console=console)
@@ -141,6 +168,8 @@ def main() -> int:
     t.add_row("wall time, 1 local worker (s)", f"{runs[1].wall_s:.1f}")
     t.add_row("wall time, 2 local workers (s)", f"{runs[2].wall_s:.1f}")
     t.add_row("speed-up", f"{runs[1].wall_s / runs[2].wall_s:.2f}x")
+    t.add_row("parallel headroom before the run: cores two spinning processes got "
+              "(1 worker; 2 workers)", f"{headroom[1]:.2f}; {headroom[2]:.2f}")
     t.add_row("1-min load average before/after (1 worker; 2 workers)",
               f"{load[1][0]:.2f}/{load[1][1]:.2f}; {load[2][0]:.2f}/{load[2][1]:.2f}")
     wall = {w: sum(r["seconds"] or 0.0 for r in runs[w].rows) for w in (1, 2)}
