@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -63,12 +62,6 @@ class EpochResult:
 
     loss: float
     accuracy: float
-
-
-def as_images(x: np.ndarray | torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-    """Intensities ``[N, prod(shape)]`` as float32 ``[N, *shape]``."""
-    t = torch.as_tensor(np.asarray(x), dtype=torch.float32)
-    return t.reshape(t.shape[0], *shape)
 
 
 def train_epoch(
