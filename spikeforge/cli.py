@@ -41,7 +41,10 @@ def _cmd_verilog(args: argparse.Namespace) -> int:
     desc = NetworkParams(net, encoder=encoder).describe() | {"verilog": path.name,
                                                               "qnet": str(args.qnet)}
     (path.parent / "hw.json").write_text(json.dumps(desc, indent=2))
-    print(f"wrote {path} and {path.parent / 'hw.json'}")
+    if args.command == "verilog":
+        print(path)  # scripts read the path
+    else:
+        print(f"wrote {path} and {path.parent / 'hw.json'}")
     return 0
 
 
