@@ -35,9 +35,9 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from spikeforge.config import read_yaml
 from spikeforge.errors import ConfigError
 
 from .metrics import METRICS, Goal, Stage, unavailable_reason
@@ -346,14 +346,4 @@ def study_from_dict(doc: Any, source: str = "<study>") -> Study:
 def load_study(path: str | os.PathLike[str]) -> Study:
     """Read and validate a study; raise :class:`ConfigError` naming file and field."""
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(str(p), "-", "file does not exist")
-    try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(str(p), "-", f"cannot be read ({e.__class__.__name__})") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise ConfigError(str(p), "-", f"is not valid YAML{where}") from None
-    return study_from_dict(doc, source=str(p))
+    return study_from_dict(read_yaml(p), source=str(p))

