@@ -26,16 +26,6 @@ from spikeforge.model import (
 from spikeforge.qnet import QNet, Reset, signed_range
 from spikeforge.reference import simulate
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # These matrices are small: one thread is as fast as two on an idle machine and
-    # does not slow down tenfold (OpenMP spin-waiting) when the cores are shared.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 POINTS = [-2.5, -1.0, -0.4, -0.05, 0.0, 0.05, 0.3, 0.999, 1.7]
 
 

@@ -28,14 +28,6 @@ from spikeforge.model.network import SNN
 from spikeforge.model.neurons import readout_step
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_bernoulli_statistics_and_extremes() -> None:
     x = torch.tensor([[0.0, 0.1, 0.5, 0.9, 1.0]]).repeat(200, 1)
     s = bernoulli_spikes(x, 100, torch.Generator().manual_seed(1))

@@ -23,14 +23,6 @@ from spikeforge.qnet import Layer, Reset
 from spikeforge.reference import layer_step
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _run(params: LIFParams, currents: list[float]) -> tuple[list[float], float]:
     x = torch.tensor(currents, dtype=torch.float64).view(-1, 1, 1)
     zeros = torch.zeros(1, 1, dtype=torch.float64)

@@ -22,14 +22,6 @@ from spikeforge.model.surrogate import Surrogate
 from spikeforge.model.trainer import build_model, train_from_config
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _write_idx(path: Path, arr: np.ndarray, compress: bool) -> None:
     head = bytes([0, 0, 0x08, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
     data = head + arr.astype(np.uint8).tobytes()
