@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import numpy as np
 from spikeforge.encoding import onchip_rate_encode, sample_seeds
 from spikeforge.errors import SpikeforgeError
 from spikeforge.qnet import QNet, load_qnet
+from spikeforge.staging import staged_output
 
 __all__ = ["Inputs", "add_parsers", "load_inputs"]
 
@@ -107,23 +106,6 @@ def _run(args: argparse.Namespace, net: QNet, inputs: Inputs, stage: Path):
                    stall_seed=args.stall_seed, seeds=inputs.seeds).result
 
 
-def _staged(out: Path):
-    out = out.resolve()
-    if out.exists() and not out.is_dir():
-        raise SpikeforgeError(f"--out {out}: exists and is not a folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return out, Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-
-
-def _finish(stage: Path, out: Path) -> None:
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(stage, 0o777 & ~umask)
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(stage, out)
-
-
 def _cmd(args: argparse.Namespace, verify: bool) -> int:
     from spikeforge.sim.tools import simulator_available
 
@@ -132,17 +114,13 @@ def _cmd(args: argparse.Namespace, verify: bool) -> int:
     reason = simulator_available(args.simulator)
     if reason:
         raise SpikeforgeError(f"--simulator {args.simulator}: {reason}")
-    out, stage = _staged(Path(args.out))
-    try:
+    out = Path(args.out).resolve()
+    with staged_output(out) as stage:
         result = _run(args, net, inputs, stage)
         np.savez(stage / "outputs.npz", **result.to_npz_dict())
         status = 0
         if verify:
             status = _verify(net, inputs, result, stage, args)
-        _finish(stage, out)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
     kind = "pixels, on-chip encoder" if inputs.encoder else "spikes"
     print(f"wrote {out / 'outputs.npz'} ({len(inputs.stimulus)} samples of {kind}, "
           f"{args.simulator}, {args.mode})")

@@ -9,9 +9,6 @@ so a failed run leaves no half-written output.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +26,7 @@ from spikeforge.energy import energy_report
 from spikeforge.errors import SpikeforgeError
 from spikeforge.qnet import QNet, save_qnet
 from spikeforge.reference import RefResult, predict, simulate
+from spikeforge.staging import staged_output
 
 __all__ = ["PASSES", "RunState", "run_pipeline"]
 
@@ -232,14 +230,7 @@ def run_pipeline(cfg: RunConfig, out: Path, console: Console | None = None) -> d
     """Run every pass into a staging folder, then move it to ``out``; return the report."""
     console = console or Console()
     out = out.resolve()
-    if out.exists() and not out.is_dir():
-        raise SpikeforgeError(f"--out {out}: exists and is not a folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(stage, 0o777 & ~umask)  # mkdtemp makes it private; --out should not be
-    try:
+    with staged_output(out) as stage:
         st = RunState(cfg=cfg, stage=stage, console=console)
         for name, fn in PASSES:
             t0 = time.perf_counter()
@@ -248,12 +239,6 @@ def run_pipeline(cfg: RunConfig, out: Path, console: Console | None = None) -> d
             st.timings[name] = round(time.perf_counter() - t0, 2)
         (stage / "report.json").write_text(json.dumps(st.report | {"timings_s": st.timings},
                                                       indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(stage, out)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
     _summary(console, st.report, out)
     return st.report
 
