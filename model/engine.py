@@ -76,8 +76,9 @@ def train_epoch(
     generator: torch.Generator,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     on_batch: Callable[[int, float], None] | None = None,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
 ) -> EpochResult:
-    """One pass over ``(x, y)`` in a random order, cross-entropy of the scores.
+    """One pass over ``(x, y)`` in a random order, minimising ``loss_fn(scores, y)``.
 
     Parameters
     ----------
@@ -99,8 +100,14 @@ def train_epoch(
         Stepped once per batch.
     on_batch : callable, optional
         ``on_batch(samples_done, loss)`` after each batch.
+    loss_fn : callable
+        The loss of the scores and labels (default: cross-entropy); a loss that
+        is an ``nn.Module`` (e.g. :class:`~spikeforge.model.stochmax.Stochmax`)
+        is put in training mode with the model.
     """
     model.train()
+    if isinstance(loss_fn, nn.Module):
+        loss_fn.train()
     n = x.shape[0]
     order = torch.randperm(n, generator=generator)
     total_loss = torch.zeros((), dtype=torch.float64)
@@ -109,7 +116,7 @@ def train_epoch(
         idx = order[i:i + batch_size]
         xb, yb = x[idx], y[idx]
         scores = model(encode(encoding, xb, timesteps, generator))
-        loss = F.cross_entropy(scores, yb)
+        loss = loss_fn(scores, yb)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
