@@ -1,0 +1,151 @@
+"""How spikeforge's discrete neurons and NIR's continuous ones correspond.
+
+NIR (the Neuromorphic Intermediate Representation, ``nir`` package) writes a
+leaky integrate-and-fire neuron as an ODE,
+``tau dv/dt = (v_leak - v) + r I``, that fires when ``v > v_threshold`` and
+then sets ``v = v_reset``. spikeforge runs the discrete step
+``v[k] = beta v[k-1] + W s[k] + b``, fires when ``v >= theta`` and resets to
+zero (or subtracts ``theta``). One forward-Euler step of length ``dt`` of the
+ODE is::
+
+    v[k] = (1 - dt/tau) v[k-1] + (dt/tau) r I[k] + (dt/tau) v_leak
+
+so ``beta = 1 - dt/tau``, the input gain is ``g = r dt / tau`` and ``v_leak``
+adds the constant current ``(dt/tau) v_leak``. An IF neuron
+(``dv/dt = r I``) is taken as ``v[k] = v[k-1] + r I[k]`` (gain ``r``, the
+convention of snnTorch and Sinabs); an integrator ``I`` and a leaky integrator
+``LI`` are the same without firing. ``dt`` is not stored in a NIR file: the
+default, 1e-4, is snnTorch's (it exports ``tau = dt / (1 - beta)`` and
+``r = tau / dt``, so ``g = 1``); Norse uses 1e-3. See docs/NIR.md.
+
+NIR fires on ``v > v_threshold``, spikeforge on ``v >= theta``. Thresholds
+cross the boundary moved by one float32 step (:func:`threshold_to_nir`,
+:func:`threshold_from_nir`), so both comparisons agree exactly in float32.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+try:
+    import nir  # noqa: F401  (checked here so every NIR module fails the same way)
+except ImportError as e:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "NIR support needs the optional packages nir and nirtorch: "
+        "pip install 'spikeforge[nir]' (or -e '.[nir]' in a checkout)"
+    ) from e
+
+__all__ = [
+    "DEFAULT_DT",
+    "RESET_METADATA",
+    "NIRError",
+    "beta_from_tau",
+    "leak_shifts_for",
+    "tau_from_beta",
+    "threshold_from_nir",
+    "threshold_to_nir",
+]
+
+DEFAULT_DT = 1e-4
+"""Step length assumed between NIR's continuous time and spikeforge's steps (snnTorch's)."""
+
+RESET_METADATA = "spikeforge_reset"
+"""Node metadata key that marks reset by subtraction, which NIR 1.0 cannot express."""
+
+
+class NIRError(ValueError):
+    """A NIR node (or spikeforge layer) that cannot be converted, and why.
+
+    Parameters
+    ----------
+    node : str
+        Name of the node in the graph (or of the spikeforge layer).
+    kind : str
+        Its type, e.g. ``"CubaLIF"``.
+    reason : str
+        What cannot be expressed, in words.
+    """
+
+    def __init__(self, node: str, kind: str, reason: str) -> None:
+        self.node = node
+        self.kind = kind
+        self.reason = reason
+        super().__init__(f"NIR node {node!r} ({kind}): {reason}")
+
+
+def tau_from_beta(beta: float, dt: float = DEFAULT_DT) -> tuple[float, float]:
+    """NIR ``(tau, r)`` of a leak factor ``beta < 1``, with unit input gain.
+
+    Parameters
+    ----------
+    beta : float
+        Leak factor in ``(0, 1)``.
+    dt : float
+        Step length.
+
+    Returns
+    -------
+    tau, r : float
+        ``tau = dt / (1 - beta)`` and ``r = tau / dt`` (so ``r dt / tau = 1``).
+    """
+    if not 0.0 < beta < 1.0:
+        raise ValueError(f"beta must lie in (0, 1) for a leaky neuron, not {beta!r}")
+    tau = dt / (1.0 - beta)
+    return tau, tau / dt
+
+
+def beta_from_tau(tau: np.ndarray, dt: float = DEFAULT_DT) -> np.ndarray:
+    """Leak factor ``1 - dt / tau`` of NIR time constants (elementwise)."""
+    return 1.0 - dt / np.asarray(tau, dtype=np.float64)
+
+
+def threshold_to_nir(theta: float) -> float:
+    """NIR ``v_threshold`` of a spikeforge threshold: the float32 just below ``theta``.
+
+    ``v > threshold_to_nir(theta)`` equals ``v >= theta`` for every float32 ``v``.
+    """
+    t = np.float32(theta)
+    return float(np.nextafter(t, np.float32(-np.inf)))
+
+
+def threshold_from_nir(v_threshold: float) -> float:
+    """spikeforge threshold of a NIR ``v_threshold``: the float32 just above it.
+
+    ``v >= threshold_from_nir(x)`` equals ``v > x`` for every float32 ``v``; the
+    two functions are inverse on float32 values.
+    """
+    t = np.float32(v_threshold)
+    return float(np.nextafter(t, np.float32(np.inf)))
+
+
+def leak_shifts_for(beta: float, *, tolerance: float = 1e-5,
+                    max_shift: int = 15) -> tuple[int, ...] | None:
+    """Hardware leak shifts ``k`` with ``1 - sum(2^-k)`` within ``tolerance`` of ``beta``.
+
+    ``1 - beta`` is rounded to ``max_shift`` binary places; its set bits are the
+    shifts (the fewest that reach that precision).
+
+    Parameters
+    ----------
+    beta : float
+        Leak factor in ``(0, 1]``.
+    tolerance : float
+        Largest accepted ``abs(beta_hw - beta)``.
+    max_shift : int
+        Largest shift considered.
+
+    Returns
+    -------
+    tuple of int or None
+        Sorted shifts (``()`` for ``beta = 1``), or ``None`` when the nearest
+        hardware leak is farther than ``tolerance``.
+    """
+    m = int(round((1.0 - beta) * (1 << max_shift)))
+    if m <= 0:
+        shifts: tuple[int, ...] = ()
+    elif m >= 1 << max_shift:
+        return None
+    else:
+        shifts = tuple(max_shift - i for i in range(max_shift, -1, -1) if m >> i & 1)
+    hw = 1.0 - sum(2.0**-k for k in shifts)
+    return shifts if abs(hw - beta) <= tolerance else None
