@@ -25,7 +25,7 @@ from spikeforge.energy import energy_report
 from spikeforge.qnet import load_qnet, qnet_paths, save_qnet
 from spikeforge.reference import simulate
 from spikeforge.sim.fast import run_fast
-from spikeforge.sim.protocol import compare
+from spikeforge.sim.protocol import compare, expected
 
 
 def train_qnet(path: Path, epochs: int, timesteps: int, console: Console):
@@ -84,8 +84,7 @@ def main() -> int:
     report = {"samples": n}
     for sim, count in (("verilator", n), ("icarus", min(args.icarus_samples, n))):
         run = run_fast(net, spikes[:count], simulator=sim, build_dir=out / f"fast-{sim}")
-        sub = simulate(net, spikes[:count]) if count != n else ref
-        mism = compare(sub, run.result)
+        mism = compare(expected(net, spikes[:count]), run.result)
         cyc = float(np.mean(run.result.cycles))
         rows += [
             (f"{sim}: samples checked", str(count)),

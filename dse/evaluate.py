@@ -227,9 +227,8 @@ class _Point:
                  cycles_mapped=st.analysis.predicted_cycles_per_sample)
 
     def _rtl(self, qnet) -> None:
-        from spikeforge.reference import simulate
         from spikeforge.sim.fast import run_fast
-        from spikeforge.sim.protocol import compare
+        from spikeforge.sim.protocol import compare, expected
 
         s = self.s
         _, _, s_te, _ = _spikes(s)
@@ -237,7 +236,7 @@ class _Point:
         with tempfile.TemporaryDirectory(prefix=f"dse-rtl-{self.key}-",
                                          dir=self.work_dir) as build:
             run = run_fast(qnet, x, simulator=s["simulator"], build_dir=build)
-        mismatches = compare(simulate(qnet, x), run.result)
+        mismatches = compare(expected(qnet, x), run.result)
         self.put(cycles_rtl=float(np.mean(run.result.cycles)), rtl_mismatches=len(mismatches))
 
     def record(self, status: str, message: str = "") -> dict[str, Any]:

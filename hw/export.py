@@ -7,6 +7,7 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
+from spikeforge.hw.layout import HardwareLayout
 from spikeforge.hw.top import Network
 from spikeforge.qnet import QNet
 
@@ -15,16 +16,17 @@ __all__ = ["TOP_NAME", "to_verilog", "write_verilog"]
 TOP_NAME = "spikeforge_top"
 
 
-def to_verilog(qnet: QNet, name: str = TOP_NAME, *, encoder: bool = False) -> str:
-    """Return the Verilog text of the network top for ``qnet``."""
-    top = Network(qnet, encoder=encoder)
+def to_verilog(qnet: QNet, name: str = TOP_NAME, *, encoder: bool = False,
+               layout: HardwareLayout | None = None) -> str:
+    """Return the Verilog text of the network top for ``qnet`` (default layout without one)."""
+    top = Network(qnet, encoder=encoder, layout=layout)
     return verilog.convert(top, name=name, emit_src=False)
 
 
 def write_verilog(qnet: QNet, out_dir: str | os.PathLike[str], name: str = TOP_NAME, *,
-                  encoder: bool = False) -> Path:
+                  encoder: bool = False, layout: HardwareLayout | None = None) -> Path:
     """Write ``out_dir/NAME.v`` atomically and return its path."""
-    text = to_verilog(qnet, name, encoder=encoder)  # fails before anything is written
+    text = to_verilog(qnet, name, encoder=encoder, layout=layout)  # fails before writing
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.v"

@@ -6,7 +6,7 @@ derived widths are properties, so they cannot drift apart.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from spikeforge.qnet import Layer, QNet, Reset
 
@@ -69,15 +69,6 @@ class LayerParams:
         return index_bits(self.n_out)
 
     @property
-    def row_bits(self) -> int:
-        """Width of one weight-memory word: one axon's weights to every neuron."""
-        return self.n_out * self.weight_bits
-
-    @property
-    def memory_bits(self) -> int:
-        return self.row_bits * self.n_in
-
-    @property
     def fire(self) -> bool:
         return self.layer.fire
 
@@ -90,18 +81,6 @@ class LayerParams:
         """Counter width from the largest count a sample can reach (synaptic events)."""
         return _count_bits(self.timesteps * self.n_in * self.n_out)
 
-    def packed_rows(self) -> list[int]:
-        """Weight memory contents: row ``i`` packs ``W[j][i]`` at bits ``j*wb ..``."""
-        wb = self.weight_bits
-        mask = (1 << wb) - 1
-        rows = []
-        for i in range(self.n_in):
-            word = 0
-            for j in range(self.n_out):
-                word |= (int(self.layer.weights[j, i]) & mask) << (j * wb)
-            rows.append(word)
-        return rows
-
 
 @dataclass(frozen=True)
 class NetworkParams:
@@ -109,6 +88,17 @@ class NetworkParams:
 
     qnet: QNet
     encoder: bool = False  # on-chip rate encoder: the input stream carries 8-bit pixels
+    layout: object = field(default=None)  # HardwareLayout; None: the default layout
+
+    def __post_init__(self) -> None:
+        from spikeforge.hw.layout import HardwareLayout
+
+        if self.layout is None:
+            object.__setattr__(self, "layout", HardwareLayout.default(self.qnet))
+        elif not isinstance(self.layout, HardwareLayout):
+            raise TypeError(f"layout must be a HardwareLayout, not {self.layout!r}")
+        else:
+            self.layout.check(self.qnet)
 
     @property
     def layers(self) -> tuple[LayerParams, ...]:
@@ -125,47 +115,73 @@ class NetworkParams:
     @property
     def cycle_bits(self) -> int:
         """Cycle counter width: generous bound of every layer's work for every step."""
-        per_step = sum(p.n_in + p.n_out + 4 for p in self.layers)
+        per_step = sum(p.n_in + p.n_out + lay.batches + 6
+                       for p, lay in zip(self.layers, self.layout.layers))
         if self.encoder:  # one cycle per pixel per step, plus loading the pixels
             per_step += self.qnet.n_in + 4
         return _count_bits(self.timesteps * per_step * 4 + self.qnet.n_in) + 1
 
+    def layer_memories(self) -> list[dict[str, int]]:
+        """Per layer: bits of its weight, membrane and line-table memories."""
+        return [lay.memory_bits(p.weight_bits, p.membrane_bits)
+                for p, lay in zip(self.layers, self.layout.layers)]
+
     @property
     def memory_bits(self) -> int:
-        return sum(p.memory_bits for p in self.layers)
+        return sum(sum(d.values()) for d in self.layer_memories())
 
     @property
     def max_cycles_per_sample(self) -> int:
         """Upper bound on ``cycles`` for one sample (every input spiking, layers not overlapped).
 
-        Per step and layer: one cycle per input spike, two to drain the last add and
-        take ``STEP_END``, one per output spike, one for the emitted ``STEP_END``;
-        with the encoder, ``n_in + 2`` per step and ``n_in`` to load the pixels.
+        Per step and layer: one cycle per input spike, three to drain the last add
+        and take ``STEP_END``, ``ceil(C/P) + 1`` to update, one per output spike,
+        one for the emitted ``STEP_END``; with the encoder, ``n_in + 2`` per step
+        and ``n_in`` to load the pixels.
         """
-        per_step = sum(p.n_in + p.n_out + 3 for p in self.layers)
+        per_step = sum(p.n_in + p.n_out + lay.batches + 5
+                       for p, lay in zip(self.layers, self.layout.layers))
         extra = 0
         if self.encoder:
             per_step += self.qnet.n_in + 2
             extra = self.qnet.n_in
         return self.timesteps * per_step + extra
 
+    @property
+    def min_cycles_per_sample(self) -> int:
+        """Lower bound with no input spikes at all: every step still updates every membrane."""
+        return self.timesteps * max(lay.batches + 1 for lay in self.layout.layers)
+
     def describe(self) -> dict:
         """A JSON-ready description of the generated instance."""
         return {
             "timesteps": self.timesteps,
+            "layout": self.layout.source,
+            "tiles": sum(lay.tiles() for lay in self.layout.layers),
             "layers": [
                 {
                     "name": p.name, "n_in": p.n_in, "n_out": p.n_out,
                     "weight_bits": p.weight_bits, "membrane_bits": p.membrane_bits,
-                    "accumulator_bits": p.acc_bits, "memory_words": p.n_in,
-                    "memory_word_bits": p.row_bits, "memory_bits": p.memory_bits,
-                    "neuron_lanes": p.n_out, "counter_bits": p.counter_bits,
+                    "accumulator_bits": p.acc_bits, "counter_bits": p.counter_bits,
+                    "neuron_lanes": lay.lanes, "update_cycles": lay.batches + 1,
+                    "tiles": [
+                        {"neurons": [g.lo, g.hi], "chunk": k, "rows": len(c),
+                         "weight_memory": {"words": len(c), "word_bits": g.size * p.weight_bits,
+                                           "bits": len(c) * g.size * p.weight_bits},
+                         "accumulators": g.size,
+                         **({"membrane_memory": {
+                             "words": -(-g.size // lay.lanes),
+                             "word_bits": lay.lanes * p.membrane_bits}} if k == 0 else {})}
+                        for g in lay.groups for k, c in enumerate(g.chunks)
+                    ],
+                    "memory_bits": mem,
                 }
-                for p in self.layers
+                for p, lay, mem in zip(self.layers, self.layout.layers, self.layer_memories())
             ],
             "memory_bits": self.memory_bits + (8 * self.qnet.n_in if self.encoder else 0),
             "encoder": "xorshift32 rate encoder, 8-bit pixels" if self.encoder else None,
             "multipliers": 0,
             "max_cycles_per_sample": self.max_cycles_per_sample,
+            "min_cycles_per_sample": self.min_cycles_per_sample,
             "cycle_model": "docs/HARDWARE.md#cycle-model",
         }

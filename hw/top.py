@@ -26,6 +26,7 @@ from spikeforge.errors import QNetError
 from spikeforge.hw.encoder import RateEncoder
 from spikeforge.hw.events import EventKind, event_layout, event_stream
 from spikeforge.hw.layer import DenseLayer, counter_layout
+from spikeforge.hw.layout import HardwareLayout
 from spikeforge.hw.params import LayerParams, NetworkParams
 from spikeforge.qnet import QNet
 
@@ -44,12 +45,12 @@ def probe_signature(p: LayerParams) -> wiring.Signature:
 class Network(wiring.Component):
     """The whole QNet as one component; every width derives from ``NetworkParams``."""
 
-    def __init__(self, qnet: QNet, *, encoder: bool = False):
+    def __init__(self, qnet: QNet, *, encoder: bool = False, layout: HardwareLayout | None = None):
         if not isinstance(qnet, QNet):
             raise TypeError(f"qnet must be a spikeforge.qnet.QNet, not {qnet!r}")
         if not isinstance(encoder, bool):
             raise TypeError(f"encoder must be a bool, not {encoder!r}")
-        self._np = NetworkParams(qnet, encoder=encoder)
+        self._np = NetworkParams(qnet, encoder=encoder, layout=layout)
         layers = self._np.layers
         members = {
             "i": In(stream.Signature(unsigned(8)) if encoder
@@ -76,8 +77,8 @@ class Network(wiring.Component):
         m = Module()
         params = self._np.layers
         blocks = []
-        for p in params:
-            block = DenseLayer(p)
+        for p, lay in zip(params, self._np.layout.layers):
+            block = DenseLayer(p, lay)
             m.submodules[p.name] = block
             blocks.append(block)
             probe = getattr(self, p.name)

@@ -6,6 +6,7 @@ import numpy as np
 from amaranth.hdl import Value
 from amaranth.sim import Simulator
 
+from spikeforge.hw.layout import HardwareLayout
 from spikeforge.hw.top import Network
 from spikeforge.qnet import QNet
 from spikeforge.sim.driver import run_samples
@@ -32,13 +33,14 @@ def _port_map(dut: Network) -> dict[str, object]:
 
 
 def run_amaranth(qnet: QNet, spikes: np.ndarray, *, stall_seed: int | None = None,
-                 seeds: np.ndarray | None = None) -> RtlResult:
+                 seeds: np.ndarray | None = None,
+                 layout: HardwareLayout | None = None) -> RtlResult:
     """Simulate ``spikes`` (``[N, T, n_in]``) on the generated hardware, cycle by cycle.
 
     With ``seeds``, the network gets the on-chip encoder and ``spikes`` are 8-bit
-    pixels ``[N, n_in]``.
+    pixels ``[N, n_in]``. ``layout`` picks the tiles (default: one per layer).
     """
-    dut = Network(qnet, encoder=seeds is not None)
+    dut = Network(qnet, encoder=seeds is not None, layout=layout)
     ports = _port_map(dut)
     box: dict[str, RtlResult] = {}
 

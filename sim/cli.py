@@ -94,46 +94,48 @@ def load_inputs(path: str | os.PathLike[str], net: QNet) -> Inputs:
     raise SpikeforgeError(f"{p}: field spikes: missing (give 'spikes' or 'pixels')")
 
 
-def _run(args: argparse.Namespace, net: QNet, inputs: Inputs, stage: Path):
+def _run(args: argparse.Namespace, net: QNet, inputs: Inputs, stage: Path, layout):
     if args.mode == "fast":
         from spikeforge.sim.fast import run_fast
 
         return run_fast(net, inputs.stimulus, simulator=args.simulator,
-                        build_dir=stage / "build", seeds=inputs.seeds).result
+                        build_dir=stage / "build", seeds=inputs.seeds, layout=layout).result
     from spikeforge.sim.runner import run_rtl
 
     return run_rtl(net, inputs.stimulus, simulator=args.simulator, build_dir=stage / "build",
-                   stall_seed=args.stall_seed, seeds=inputs.seeds).result
+                   stall_seed=args.stall_seed, seeds=inputs.seeds, layout=layout).result
 
 
 def _cmd(args: argparse.Namespace, verify: bool) -> int:
+    from spikeforge.hw.layout import choose_layout
     from spikeforge.sim.tools import simulator_available
 
     net = load_qnet(args.qnet)
+    layout = choose_layout(net, args.mapping, args.lanes)
     inputs = load_inputs(args.inputs, net)
     reason = simulator_available(args.simulator)
     if reason:
         raise SpikeforgeError(f"--simulator {args.simulator}: {reason}")
     out = Path(args.out).resolve()
     with staged_output(out) as stage:
-        result = _run(args, net, inputs, stage)
+        result = _run(args, net, inputs, stage, layout)
         np.savez(stage / "outputs.npz", **result.to_npz_dict())
         status = 0
         if verify:
-            status = _verify(net, inputs, result, stage, args)
+            status = _verify(net, inputs, result, stage, args, layout)
     kind = "pixels, on-chip encoder" if inputs.encoder else "spikes"
     print(f"wrote {out / 'outputs.npz'} ({len(inputs.stimulus)} samples of {kind}, "
           f"{args.simulator}, {args.mode})")
     return status
 
 
-def _verify(net: QNet, inputs: Inputs, result, stage: Path, args) -> int:
+def _verify(net: QNet, inputs: Inputs, result, stage: Path, args, layout) -> int:
     from spikeforge.energy import energy_report
     from spikeforge.reference import simulate
     from spikeforge.sim.protocol import compare
 
     spikes = inputs.spikes(net)
-    ref = simulate(net, spikes)
+    ref = simulate(net, spikes, layout.visits())
     mism = compare(ref, result)
     (stage / "mismatches.json").write_text(json.dumps(
         {"samples": len(spikes), "mismatches": len(mism),
@@ -151,7 +153,8 @@ def _verify(net: QNet, inputs: Inputs, result, stage: Path, args) -> int:
         if first >= 0:
             seeds = None if inputs.seeds is None else inputs.seeds[first:first + 1]
             run_fast(net, inputs.stimulus[first:first + 1], simulator="icarus", seeds=seeds,
-                     build_dir=stage / "wave_build", vcd=stage / f"sample{first}.vcd")
+                     build_dir=stage / "wave_build", vcd=stage / f"sample{first}.vcd",
+                     layout=layout)
             print(f"  waveform of sample {first}: {stage.name}/sample{first}.vcd")
     print(f"energy per sample (Panda): SNN {energy['snn_pj']:.1f} pJ, ANN "
           f"{energy['ann_pj']:.1f} pJ, EE {energy['ee']:.2f}; hardware-aware "
@@ -204,5 +207,15 @@ def add_parsers(sub) -> None:
                             "cocotb: Python drives every cycle (random stalls possible)")
         p.add_argument("--stall-seed", type=int, default=None,
                        help="cocotb mode: random valid/ready stalls from this seed")
+        add_layout_arguments(p)
         p.add_argument("--out", required=True, help="output folder (replaced at the end)")
         p.set_defaults(func=lambda a, v=verify: _cmd(a, v))
+
+
+def add_layout_arguments(p) -> None:
+    """``--mapping`` and ``--lanes``: which tiles the hardware has."""
+    p.add_argument("--mapping", default=None,
+                   help="mapping.yaml from `spikeforge map` (default: one tile per layer)")
+    p.add_argument("--lanes", type=int, default=None,
+                   help="neuron update lanes P per tile (default: the mapping's, or one per "
+                        "neuron without a mapping)")

@@ -21,6 +21,7 @@ import numpy as np
 
 from spikeforge.errors import SpikeforgeError
 from spikeforge.hw.export import TOP_NAME, write_verilog
+from spikeforge.hw.layout import HardwareLayout
 from spikeforge.hw.params import NetworkParams
 from spikeforge.qnet import QNet
 from spikeforge.sim.protocol import RtlResult, decode_counters, decode_membrane
@@ -278,13 +279,14 @@ def _build(simulator: str, build: Path, sources: list[Path], log) -> Path:
 def run_fast(qnet: QNet, spikes: np.ndarray, *, simulator: str = "verilator",
              build_dir: str | os.PathLike[str], vcd: str | os.PathLike[str] | None = None,
              verilog: str | os.PathLike[str] | None = None,
-             seeds: np.ndarray | None = None) -> FastRun:
+             seeds: np.ndarray | None = None,
+             layout: HardwareLayout | None = None) -> FastRun:
     """Run every sample of ``spikes`` (``[N, T, n_in]``) through the RTL in one simulation.
 
     With ``vcd`` (Icarus only) the run also dumps a waveform of the whole DUT there.
     ``verilog`` reuses Verilog already generated for this QNet. With ``seeds``
     (uint32 ``[N]``) the design has the on-chip rate encoder and ``spikes`` are
-    8-bit pixels ``[N, n_in]``.
+    8-bit pixels ``[N, n_in]``. ``layout`` picks the tiles (default: one per layer).
     """
     encoder = seeds is not None
     if vcd is not None and simulator != "icarus":
@@ -302,10 +304,11 @@ def run_fast(qnet: QNet, spikes: np.ndarray, *, simulator: str = "verilator",
     reason = simulator_available(simulator)
     if reason:
         raise SpikeforgeError(f"simulator {simulator}: {reason}")
-    params = NetworkParams(qnet, encoder=encoder)
+    params = NetworkParams(qnet, encoder=encoder, layout=layout)
     build = Path(build_dir).resolve()
     build.mkdir(parents=True, exist_ok=True)
-    dut = Path(verilog).resolve() if verilog else write_verilog(qnet, build, encoder=encoder)
+    dut = Path(verilog).resolve() if verilog else write_verilog(qnet, build, encoder=encoder,
+                                                                layout=params.layout)
     tb = build / f"{TB_NAME}.v"
     tb.write_text(testbench_verilog(params))
     stim, out = build / "stimulus.hex", build / "results.txt"

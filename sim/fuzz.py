@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from spikeforge.hw.layout import Group, HardwareLayout, LayerLayout
 from spikeforge.qnet import InputSpec, Layer, QNet, Reset, signed_range
 
-__all__ = ["random_qnet", "random_spikes"]
+__all__ = ["random_layout", "random_qnet", "random_spikes"]
 
 
 def _layer(rng: np.random.Generator, name: str, n_in: int, n_out: int, last: bool) -> Layer:
@@ -21,6 +22,9 @@ def _layer(rng: np.random.Generator, name: str, n_in: int, n_out: int, last: boo
     vb = max(vb, 4)
     lo, hi = signed_range(wb)
     weights = rng.integers(lo, hi + 1, size=(n_out, n_in))
+    zrng = rng.spawn(1)[0]  # its own stream: the other draws stay as they were
+    if zrng.random() < 0.3:  # some input lines with no weight at all: rows to skip
+        weights[:, zrng.random(n_in) < 0.3] = 0
     skew = rng.random()
     if skew < 0.25:  # excitatory: drives the membrane into positive saturation
         weights = np.abs(weights).clip(0, hi)
@@ -66,3 +70,30 @@ def random_spikes(seed: int, net: QNet, n: int) -> np.ndarray:
     shape = (n, net.timesteps, net.n_in)
     rates = rng.choice([0.0, 0.1, 0.5, 0.9, 1.0], size=(n, 1, 1))
     return (rng.random(shape) < rates).astype(np.uint8)
+
+
+def random_layout(seed: int, net: QNet) -> HardwareLayout:
+    """Random tiles for ``net``: groups of neurons, chunks of lines in any order, any lanes.
+
+    Lines with no nonzero weight into a group are left out of its chunks
+    (skipped rows); a chunk may end up empty.
+    """
+    rng = np.random.default_rng(seed)
+    layers = []
+    for layer in net.layers:
+        n_groups = int(rng.integers(1, min(3, layer.n_out) + 1))
+        cuts = sorted(rng.choice(np.arange(1, layer.n_out), size=n_groups - 1, replace=False)
+                      .tolist()) if n_groups > 1 else []
+        edges = [0, *cuts, layer.n_out]
+        groups = []
+        for lo, hi in zip(edges, edges[1:]):
+            used = np.flatnonzero(np.any(layer.weights[lo:hi] != 0, axis=0))
+            k = int(rng.integers(1, 4))
+            owner = rng.integers(0, k, size=len(used))
+            chunks = tuple(tuple(int(i) for i in used[owner == c]) for c in range(k))
+            groups.append(Group(lo, hi, chunks))
+        lanes = int(rng.integers(1, layer.n_out + 1))
+        layers.append(LayerLayout(layer.name, layer.n_in, layer.n_out, tuple(groups), lanes))
+    out = HardwareLayout(tuple(layers), source=f"random layout {seed}")
+    out.check(net)
+    return out

@@ -14,8 +14,10 @@ import numpy as np
 
 from spikeforge.hw.events import EventKind
 from spikeforge.hw.layer import COUNTER_NAMES
+from spikeforge.hw.layout import HardwareLayout
 from spikeforge.hw.params import LayerParams, NetworkParams
-from spikeforge.reference import RefResult
+from spikeforge.qnet import QNet
+from spikeforge.reference import RefResult, simulate
 
 __all__ = [
     "Mismatch",
@@ -24,6 +26,7 @@ __all__ = [
     "compare",
     "decode_counters",
     "decode_membrane",
+    "expected",
     "pack_event",
     "sample_events",
     "unpack_event",
@@ -151,6 +154,16 @@ class Mismatch:
 
     def __str__(self) -> str:
         return f"sample {self.sample}: {self.what} of layer {self.layer}: {self.detail}"
+
+
+def expected(qnet: QNet, spikes: np.ndarray, layout: HardwareLayout | None = None) -> RefResult:
+    """The reference's answer for the hardware of ``layout`` (default: one tile per layer).
+
+    Spikes and membranes do not depend on the layout; ``synaptic_events`` and
+    ``weight_reads`` count the rows and synapses that hardware actually visits.
+    """
+    layout = HardwareLayout.default(qnet) if layout is None else layout
+    return simulate(qnet, spikes, layout.visits())
 
 
 def compare(ref: RefResult, rtl: RtlResult) -> list[Mismatch]:

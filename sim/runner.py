@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -12,6 +13,8 @@ import numpy as np
 
 from spikeforge.errors import SpikeforgeError
 from spikeforge.hw.export import TOP_NAME, write_verilog
+from spikeforge.hw.layout import HardwareLayout
+from spikeforge.hw.params import NetworkParams
 from spikeforge.qnet import QNet, save_qnet
 from spikeforge.sim import tb_network as tb
 from spikeforge.sim.protocol import RtlResult
@@ -38,12 +41,14 @@ def run_rtl(
     waves: bool = False,
     check: bool = False,
     seeds: np.ndarray | None = None,
+    layout: HardwareLayout | None = None,
 ) -> RtlRun:
     """Generate Verilog for ``qnet``, simulate ``spikes`` (``[N, T, n_in]``), return results.
 
     With ``check`` the testbench itself also asserts equality with the reference;
     ``verilog`` reuses Verilog already generated for this QNet. With ``seeds``
     the design has the on-chip encoder and ``spikes`` are pixels ``[N, n_in]``.
+    ``layout`` picks the tiles (default: one per layer).
     """
     from cocotb_tools.runner import get_results, get_runner
 
@@ -62,9 +67,11 @@ def run_rtl(
     build = Path(build_dir) if build_dir else Path(tempfile.mkdtemp(prefix="spikeforge-sim-"))
     build = build.resolve()
     build.mkdir(parents=True, exist_ok=True)
-    verilog = Path(verilog).resolve() if verilog else write_verilog(qnet, build / "rtl",
-                                                                    encoder=encoder)
+    layout = NetworkParams(qnet, encoder=encoder, layout=layout).layout
+    verilog = Path(verilog).resolve() if verilog else write_verilog(
+        qnet, build / "rtl", encoder=encoder, layout=layout)
     qpath, _ = save_qnet(qnet, build / "dut")
+    (build / "layout.json").write_text(json.dumps(layout.to_dict()))
     if encoder:
         np.savez(build / "inputs.npz", pixels=spikes, seeds=np.asarray(seeds, dtype=np.uint32))
     else:
@@ -75,6 +82,7 @@ def run_rtl(
 
     env = {
         tb.ENV_QNET: str(qpath),
+        tb.ENV_LAYOUT: str(build / "layout.json"),
         tb.ENV_INPUTS: str(build / "inputs.npz"),
         tb.ENV_OUTPUTS: str(outputs),
         tb.ENV_CHECK: "1" if check else "0",

@@ -9,7 +9,9 @@ environment variables, so one compiled design serves every run.
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import cocotb
 import numpy as np
@@ -17,6 +19,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from spikeforge.encoding import onchip_rate_encode
+from spikeforge.hw.layout import HardwareLayout
 from spikeforge.hw.params import NetworkParams
 from spikeforge.qnet import load_qnet
 from spikeforge.reference import simulate
@@ -27,6 +30,7 @@ ENV_INPUTS = "SPIKEFORGE_INPUTS"
 ENV_OUTPUTS = "SPIKEFORGE_OUTPUTS"
 ENV_STALL = "SPIKEFORGE_STALL_SEED"
 ENV_CHECK = "SPIKEFORGE_CHECK"
+ENV_LAYOUT = "SPIKEFORGE_LAYOUT"
 
 
 def _read(handle) -> int:
@@ -48,7 +52,10 @@ async def network_matches_reference(dut):
     # the model sees the spikes the on-chip encoder makes, reproduced bit for bit
     spikes = onchip_rate_encode(stimulus, qnet.timesteps, seeds) if encoder else stimulus
     stall = os.environ.get(ENV_STALL)
-    params = NetworkParams(qnet, encoder=encoder)
+    layout = None
+    if os.environ.get(ENV_LAYOUT):
+        layout = HardwareLayout.from_dict(json.loads(Path(os.environ[ENV_LAYOUT]).read_text()))
+    params = NetworkParams(qnet, encoder=encoder, layout=layout)
 
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     dut.rst.value = 1
@@ -80,7 +87,7 @@ async def network_matches_reference(dut):
                 dut._log.error(str(m))  # logged at the simulation time it happens
             mismatches.append(m)
 
-        checker = Checker(simulate(qnet, spikes), report)
+        checker = Checker(simulate(qnet, spikes, params.layout.visits()), report)
     if encoder:
         dut.seed.value = 0
     result = await run_samples(

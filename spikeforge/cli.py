@@ -26,25 +26,32 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_verilog(args: argparse.Namespace) -> int:
     import json
+    import time
 
     from spikeforge.hw.export import write_verilog
+    from spikeforge.hw.layout import choose_layout
     from spikeforge.hw.params import NetworkParams
     from spikeforge.qnet import load_qnet
+    from spikeforge.staging import staged_output
 
     net = load_qnet(args.qnet)
-    if getattr(args, "mapping", None):
-        raise SpikeforgeError(
-            f"--mapping {args.mapping}: this hardware generation builds one crossbar per "
-            "layer; tiled mappings are not implemented yet (leave --mapping out)")
+    layout = choose_layout(net, getattr(args, "mapping", None), getattr(args, "lanes", None))
     encoder = getattr(args, "encoder", False)
-    path = write_verilog(net, args.out, encoder=encoder)
-    desc = NetworkParams(net, encoder=encoder).describe() | {"verilog": path.name,
-                                                              "qnet": str(args.qnet)}
-    (path.parent / "hw.json").write_text(json.dumps(desc, indent=2))
+    params = NetworkParams(net, encoder=encoder, layout=layout)
+    out = Path(args.out).resolve()
+    t0 = time.perf_counter()
+    with staged_output(out) as stage:  # nothing appears in --out unless all of it is written
+        path = write_verilog(net, stage, encoder=encoder, layout=layout)
+        desc = params.describe() | {
+            "verilog": path.name, "qnet": str(args.qnet),
+            "generation_seconds": round(time.perf_counter() - t0, 3)}
+        (stage / "hw.json").write_text(json.dumps(desc, indent=2))
+    path = out / path.name
     if args.command == "verilog":
         print(path)  # scripts read the path
     else:
-        print(f"wrote {path} and {path.parent / 'hw.json'}")
+        print(f"wrote {path} and {out / 'hw.json'} ({desc['tiles']} tiles, "
+              f"{desc['memory_bits']} memory bits, {time.perf_counter() - t0:.1f} s)")
     return 0
 
 
@@ -59,12 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("qnet", help="NAME.qnet.yaml")
     v.add_argument("--out", required=True, help="output folder")
     v.set_defaults(func=_cmd_verilog)
+    from spikeforge.sim.cli import add_layout_arguments
+
     r = sub.add_parser("rtl", help="write the Verilog of a QNet and hw.json describing it")
     r.add_argument("qnet", help="NAME.qnet.yaml")
     r.add_argument("--out", required=True, help="output folder")
     r.add_argument("--encoder", action="store_true",
                    help="put the on-chip rate encoder in front (8-bit pixels in)")
-    r.add_argument("--mapping", help="mapping.yaml (tiled hardware: not implemented yet)")
+    add_layout_arguments(r)
     r.set_defaults(func=_cmd_verilog)
     from spikeforge.dse.cli import add_parser as add_dse_parser
     from spikeforge.mapping.cli import add_parser as add_map_parser

@@ -112,7 +112,7 @@ def pass_quantize(st: RunState) -> None:
 def pass_rtl(st: RunState) -> None:
     """Generate Verilog and run it under cocotb on the chosen samples."""
     from spikeforge.hw.export import write_verilog
-    from spikeforge.sim.protocol import compare
+    from spikeforge.sim.protocol import compare, expected
     from spikeforge.sim.runner import run_rtl
 
     r = st.cfg.rtl
@@ -129,7 +129,7 @@ def pass_rtl(st: RunState) -> None:
     else:
         result = run_rtl(st.qnet, x, simulator=r.simulator, build_dir=st.stage / "sim_build",
                          verilog=verilog, stall_seed=r.stall_seed).result
-    ref_n = simulate(st.qnet, x)
+    ref_n = expected(st.qnet, x)
     mismatches = compare(ref_n, result)
     st.rtl = (n, result, ref_n, mismatches)
     for mm in mismatches[:5]:

@@ -58,8 +58,15 @@ def layer_step(layer: Layer, v: np.ndarray, s_in: np.ndarray) -> tuple[np.ndarra
     return v, spikes.astype(np.uint8)
 
 
-def simulate(net: QNet, spikes_in: np.ndarray) -> RefResult:
-    """Run ``spikes_in`` (0/1, ``[N, T, n_in]`` or ``[T, n_in]``) through ``net``."""
+def simulate(net: QNet, spikes_in: np.ndarray,
+             visits: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> RefResult:
+    """Run ``spikes_in`` (0/1, ``[N, T, n_in]`` or ``[T, n_in]``) through ``net``.
+
+    ``visits[layer]`` = (weight rows read, synapses visited) per input line, for
+    hardware that skips zero rows or splits a layer into tiles (SPEC §5 counts
+    what the hardware reads; ``HardwareLayout.visits()`` gives it). Without it
+    a spike reads one row and visits all ``n_out`` synapses.
+    """
     x = np.asarray(spikes_in)
     if x.ndim == 2:
         x = x[None]
@@ -75,10 +82,14 @@ def simulate(net: QNet, spikes_in: np.ndarray) -> RefResult:
     for t in range(t_steps):
         s = x[:, t, :]
         for layer in net.layers:
-            n_spk = s.sum(axis=1, dtype=np.int64)
-            # The crossbar visits every synapse of a spiking axon: one row read, n_out adds.
-            reads[layer.name] += n_spk
-            syn[layer.name] += n_spk * layer.n_out
+            if visits is None:  # one row read and n_out adds per spiking axon
+                n_spk = s.sum(axis=1, dtype=np.int64)
+                reads[layer.name] += n_spk
+                syn[layer.name] += n_spk * layer.n_out
+            else:
+                r, a = visits[layer.name]
+                reads[layer.name] += s.astype(np.int64) @ r
+                syn[layer.name] += s.astype(np.int64) @ a
             v[layer.name], s = layer_step(layer, v[layer.name], s)
             if layer.fire:
                 out[layer.name][:, t, :] = s

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spikeforge.reference import simulate
 from spikeforge.sim.fuzz import random_qnet, random_spikes
-from spikeforge.sim.protocol import compare
+from spikeforge.sim.protocol import compare, expected
 from spikeforge.sim.runner import run_rtl, simulator_available
 
 
@@ -25,7 +24,7 @@ def test_cocotb_random_qnets(simulator, seed, tmp_path):
     x = random_spikes(seed, net, 5)
     run = run_rtl(net, x, simulator=simulator, build_dir=tmp_path,
                   stall_seed=seed if seed % 2 else None, check=True)
-    mismatches = compare(simulate(net, x), run.result)
+    mismatches = compare(expected(net, x), run.result)
     assert not mismatches, "\n".join(map(str, mismatches[:3]))
     assert run.passed  # the in-simulator checker agrees
     assert (run.result.cycles > 0).all()
@@ -38,7 +37,7 @@ def test_icarus_checker_catches_a_wrong_model(tmp_path):
     x = random_spikes(1, net, 3)
     x[:, :, 0] = 1  # make sure something flows
     run = run_rtl(net, x, build_dir=tmp_path)
-    ref = simulate(net, x)
+    ref = expected(net, x)
     name = net.layers[-1].name
     ref.membrane[name] = ref.membrane[name] + 1
     bad = compare(ref, run.result)

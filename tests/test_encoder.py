@@ -10,11 +10,10 @@ from spikeforge.cli import main
 from spikeforge.encoding import onchip_rate_encode, sample_seeds, xorshift32
 from spikeforge.hw.encoder import RateEncoder
 from spikeforge.qnet import save_qnet
-from spikeforge.reference import simulate
 from spikeforge.sim.amaranth_sim import run_amaranth
 from spikeforge.sim.fast import run_fast
 from spikeforge.sim.fuzz import random_qnet
-from spikeforge.sim.protocol import compare
+from spikeforge.sim.protocol import compare, expected
 from spikeforge.sim.runner import run_rtl
 from spikeforge.sim.tools import simulator_available
 
@@ -96,7 +95,7 @@ def test_network_with_encoder_amaranth(seed):
     net = random_qnet(300 + seed)
     px, seeds = _pixels(seed, net)
     rtl = run_amaranth(net, px, seeds=seeds, stall_seed=seed if seed % 2 else None)
-    ref = simulate(net, onchip_rate_encode(px, net.timesteps, seeds))
+    ref = expected(net, onchip_rate_encode(px, net.timesteps, seeds))
     assert not rtl.errors and not compare(ref, rtl)
 
 
@@ -111,7 +110,7 @@ def test_network_with_encoder_icarus_fast_and_cocotb(tmp_path):
     for seed in range(10):
         net = random_qnet(400 + seed)
         px, seeds = _pixels(seed, net, n=4)
-        ref = simulate(net, onchip_rate_encode(px, net.timesteps, seeds))
+        ref = expected(net, onchip_rate_encode(px, net.timesteps, seeds))
         fast = run_fast(net, px, simulator="icarus", build_dir=tmp_path / f"f{seed}",
                         seeds=seeds)
         assert not fast.result.errors and not compare(ref, fast.result)
@@ -131,7 +130,7 @@ def test_cli_verify_with_pixels(tmp_path, capsys):
                  "--out", str(out)]) == 0
     assert "on-chip encoder" in capsys.readouterr().out
     with np.load(out / "outputs.npz") as d:
-        ref = simulate(net, onchip_rate_encode(px, net.timesteps, sample_seeds(5)))
+        ref = expected(net, onchip_rate_encode(px, net.timesteps, sample_seeds(5)))
         last = net.layers[-1].name
         np.testing.assert_array_equal(d[f"membrane.{last}"], ref.membrane[last])
     np.savez(tmp_path / "bad.npz", pixels=px.astype(np.int64) + 300)

@@ -9,10 +9,9 @@ import pytest
 
 from spikeforge.cli import main
 from spikeforge.qnet import save_qnet
-from spikeforge.reference import simulate
 from spikeforge.sim.fast import run_fast
 from spikeforge.sim.fuzz import random_qnet, random_spikes
-from spikeforge.sim.protocol import compare
+from spikeforge.sim.protocol import compare, expected
 from spikeforge.sim.tools import simulator_available
 
 N_FUZZ = 60  # random QNets through Icarus in the default suite; `-m slow` runs 1,000
@@ -29,7 +28,7 @@ def _check(seed: int, sim: str, tmp_path, samples: int = 6) -> None:
     x = random_spikes(seed, net, samples)
     run = run_fast(net, x, simulator=sim, build_dir=tmp_path / f"s{seed}")
     assert not run.result.errors, run.result.errors[:3]
-    mism = compare(simulate(net, x), run.result)
+    mism = compare(expected(net, x), run.result)
     assert not mism, "\n".join(map(str, mism[:3]))
 
 
@@ -52,7 +51,7 @@ def test_fast_testbench_reports_a_broken_design(tmp_path):
     x = random_spikes(5, net, 4)
     x[:, :, :] = 1
     run = run_fast(net, x, simulator="icarus", build_dir=tmp_path)
-    ref = simulate(net, x)
+    ref = expected(net, x)
     first = net.layers[0].name
     if first in ref.spikes:
         ref.spikes[first][0, 0] ^= 1
@@ -90,7 +89,7 @@ def test_cli_sim_writes_outputs(qnet_and_inputs, tmp_path, mode, capsys):
     assert main(["sim", str(qpath), "--inputs", str(inputs), "--simulator", "icarus",
                  "--mode", mode, "--out", str(out)]) == 0
     with np.load(out / "outputs.npz") as d:
-        ref = simulate(net, x)
+        ref = expected(net, x)
         for layer in net.layers:
             assert d[f"membrane.{layer.name}"].shape == (len(x), layer.n_out)
             assert d[f"membrane.{layer.name}"].dtype == np.int64

@@ -14,8 +14,8 @@ from spikeforge.hw import Crossbar, LayerParams, NetworkParams, NeuronLane, to_v
 from spikeforge.qnet import InputSpec, Layer, QNet, Reset, signed_range
 from spikeforge.reference import layer_step, simulate
 from spikeforge.sim.amaranth_sim import run_amaranth
-from spikeforge.sim.fuzz import random_qnet, random_spikes
-from spikeforge.sim.protocol import compare
+from spikeforge.sim.fuzz import random_layout, random_qnet, random_spikes
+from spikeforge.sim.protocol import compare, expected
 
 N_FUZZ = 60  # random QNets in the default suite (the slow marker runs thousands)
 
@@ -74,7 +74,9 @@ def test_crossbar_accumulates_weight_rows():
     w[2, :] = lo  # and one that reaches the bottom
     layer = Layer(name="x", n_in=n_in, n_out=n_out, weight_bits=wb, weights=w, threshold=1,
                   membrane_bits=16)
-    xbar = Crossbar(LayerParams(layer, timesteps=1))
+    lines = [6, 0, 2, 3, 5]  # rows hold these lines, in this order; lines 1 and 4 are absent
+    xbar = Crossbar(LayerParams(layer, timesteps=1), lines, (1, 4))
+    w = w[1:4]
     steps = [list(range(n_in)), [], [3], *(
         sorted(rng.choice(n_in, size=int(rng.integers(1, n_in + 1)), replace=False).tolist())
         for _ in range(8))]
@@ -83,13 +85,15 @@ def test_crossbar_accumulates_weight_rows():
     async def bench(ctx):
         for axons in steps:
             for a in axons:
-                ctx.set(xbar.axon.valid, 1)
-                ctx.set(xbar.axon.payload, a)
+                if a not in lines:
+                    continue
+                ctx.set(xbar.row.valid, 1)
+                ctx.set(xbar.row.payload, lines.index(a))
                 await ctx.tick()
-            ctx.set(xbar.axon.valid, 0)
+            ctx.set(xbar.row.valid, 0)
             await ctx.tick()
             assert not ctx.get(xbar.busy)
-            seen.append([ctx.get(Value.cast(xbar.acc[j]).as_signed()) for j in range(n_out)])
+            seen.append([ctx.get(Value.cast(xbar.acc[j]).as_signed()) for j in range(3)])
             ctx.set(xbar.clear, 1)
             await ctx.tick()
             ctx.set(xbar.clear, 0)
@@ -100,19 +104,23 @@ def test_crossbar_accumulates_weight_rows():
     sim.run()
     for axons, acc in zip(steps, seen):
         s = np.zeros(n_in, dtype=np.int64)
-        s[axons] = 1
+        s[[a for a in axons if a in lines]] = 1
         assert acc == (w @ s).tolist(), axons
 
 
 def _fuzz(seed: int, samples: int = 3) -> None:
+    """Random QNet, random spikes; odd seeds get random stalls, seeds 2 and 3 mod 4 random tiles."""
     net = random_qnet(seed)
     x = random_spikes(seed, net, samples)
     stalls = seed % 2 == 1
-    rtl = run_amaranth(net, x, stall_seed=seed if stalls else None)
-    mismatches = compare(simulate(net, x), rtl)
+    layout = random_layout(seed, net) if seed % 4 >= 2 else None
+    rtl = run_amaranth(net, x, stall_seed=seed if stalls else None, layout=layout)
+    mismatches = compare(expected(net, x, layout), rtl)
     assert not mismatches, "\n".join(map(str, mismatches[:3]))
-    if not stalls:  # the documented bound (hw.json) holds without backpressure
-        assert (rtl.cycles <= NetworkParams(net).max_cycles_per_sample).all()
+    if not stalls:  # the documented bounds (hw.json) hold without backpressure
+        params = NetworkParams(net, layout=layout)
+        assert (rtl.cycles <= params.max_cycles_per_sample).all()
+        assert (rtl.cycles >= params.min_cycles_per_sample).all()
 
 
 @pytest.mark.parametrize("seed", range(N_FUZZ))
@@ -144,8 +152,8 @@ def test_pipelined_layers_under_backpressure_give_identical_results():
     x = random_spikes(5, net, 4)
     plain = run_amaranth(net, x)
     stalled = run_amaranth(net, x, stall_seed=99)
-    assert not compare(simulate(net, x), plain)
-    assert not compare(simulate(net, x), stalled)
+    assert not compare(expected(net, x), plain)
+    assert not compare(expected(net, x), stalled)
     assert (stalled.cycles > plain.cycles).all()
 
 
@@ -163,9 +171,11 @@ def test_widths_derive_from_the_qnet():
                   membrane_bits=12)
     p = LayerParams(layer, timesteps=10)
     assert p.acc_bits == 8 + 2  # ceil(log2(3 + 1)) = 2
-    assert p.row_bits == 8 and p.memory_bits == 24
     assert p.counter_bits == (10 * 3 * 1).bit_length()
     net = QNet(layers=(layer,), timesteps=10, input=InputSpec(3))
+    mem = NetworkParams(net).layer_memories()[0]
+    # 3 rows of one 8-bit weight; one 12-bit membrane; a 3-word line table (valid, chunk, row)
+    assert mem == {"weights": 24, "membranes": 12, "line_table": 3 * (1 + 1 + 2)}
     assert "[9:0]" in to_verilog(net)  # the 10-bit accumulator appears
 
 
@@ -195,10 +205,10 @@ def test_checker_flags_exactly_the_failing_sample():
     x = random_spikes(8, net, 3)
     rtl = run_amaranth(net, x)
     good, bad = [], []
-    wrong = simulate(net, x)
+    wrong = expected(net, x)
     wrong.membrane[net.layers[-1].name][1] += 1
     for s in range(3):
-        Checker(simulate(net, x), good.append)(s, rtl)
+        Checker(expected(net, x), good.append)(s, rtl)
         Checker(wrong, bad.append)(s, rtl)
     assert good == []
     assert {m.sample for m in bad} == {1} and bad[0].what == "membrane"
@@ -216,7 +226,9 @@ def test_rtl_command_writes_verilog_and_hw_json(tmp_path):
     desc = json.loads((tmp_path / "rtl" / "hw.json").read_text())
     assert desc["multipliers"] == 0 and desc["encoder"] is None
     assert [layer["name"] for layer in desc["layers"]] == [l.name for l in net.layers]
-    assert desc["memory_bits"] == sum(l.n_in * l.n_out * l.weight_bits for l in net.layers)
+    weights = sum(int(np.any(l.weights != 0, axis=0).sum()) * l.n_out * l.weight_bits
+                  for l in net.layers)  # zero rows are left out
+    assert sum(layer["memory_bits"]["weights"] for layer in desc["layers"]) == weights
+    assert desc["memory_bits"] == sum(sum(layer["memory_bits"].values())
+                                      for layer in desc["layers"])
     assert (tmp_path / "rtl" / "spikeforge_top.v").stat().st_size > 0
-    assert main(["rtl", str(qpath), "--out", str(tmp_path / "x"), "--mapping", "m.yaml"]) == 2
-    assert not (tmp_path / "x").exists()

@@ -1,0 +1,301 @@
+"""Which tiles the hardware builds: neuron groups, axon chunks and lanes per layer.
+
+A layer is cut into **groups** of consecutive neurons; each group is one
+neuron tile (membranes, ``P`` update lanes) fed by one or more **chunk** tiles
+(crossbar arrays), each holding the weight rows of a subset of the layer's
+input lines. A chunk keeps only the rows with a nonzero weight into its
+group: a spike on any other line costs the group nothing (zero-row skipping).
+The chunks' partial sums are added before the neuron update.
+
+The layout comes from a ``mapping.yaml`` (``mapping/1``, see docs/MAPPING.md)
+or, without one, from :meth:`HardwareLayout.default`: one group and one
+chunk per layer. It also tells the reference simulator which synapses the
+hardware visits (SPEC §5: ``synaptic_events`` and ``weight_reads`` count
+what the hardware actually reads), through :meth:`HardwareLayout.visits`.
+
+No amaranth here: the mapper, the reference and the CLI read layouts too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from spikeforge.config import read_yaml
+from spikeforge.errors import ConfigError
+from spikeforge.qnet import Layer, QNet
+
+__all__ = [
+    "Group",
+    "HardwareLayout",
+    "LayerLayout",
+    "LayoutError",
+    "choose_layout",
+    "default_layer_layout",
+    "load_layout",
+]
+
+
+class LayoutError(ConfigError):
+    """A mapping or lane setting the hardware cannot build (one line, exit status 2)."""
+
+
+@dataclass(frozen=True)
+class Group:
+    """One neuron tile: neurons ``[lo, hi)`` and the input lines of each of its chunks."""
+
+    lo: int
+    hi: int
+    chunks: tuple[tuple[int, ...], ...]  # chunk k's rows: input lines, ascending
+
+    @property
+    def size(self) -> int:
+        return self.hi - self.lo
+
+    @property
+    def lines(self) -> np.ndarray:
+        """Every line with a row in this group (sorted)."""
+        return np.array(sorted(i for c in self.chunks for i in c), dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class LayerLayout:
+    """The tiles of one QNet layer."""
+
+    name: str
+    n_in: int
+    n_out: int
+    groups: tuple[Group, ...]
+    lanes: int
+
+    @property
+    def batches(self) -> int:
+        """Update cycles of the largest group: ``ceil(C / P)``."""
+        return max(math.ceil(g.size / self.lanes) for g in self.groups)
+
+    def line_fields(self) -> list[tuple[int, int, int]]:
+        """Line-table word layout, per group: ``(offset, chunk bits, row bits)``.
+
+        A group's field is a valid bit, then the chunk number, then the row.
+        """
+        fields, off = [], 0
+        for g in self.groups:
+            cb = _index_bits(len(g.chunks))
+            rb = _index_bits(max(1, max(len(c) for c in g.chunks)))
+            fields.append((off, cb, rb))
+            off += 1 + cb + rb
+        return fields
+
+    @property
+    def line_word_bits(self) -> int:
+        off, cb, rb = self.line_fields()[-1]
+        return off + 1 + cb + rb
+
+    def memory_bits(self, weight_bits: int, membrane_bits: int) -> dict[str, int]:
+        """Bits of every memory of this layer: weights, membranes, line table."""
+        return {
+            "weights": sum(len(c) * g.size * weight_bits for g in self.groups for c in g.chunks),
+            "membranes": sum(math.ceil(g.size / self.lanes) * self.lanes * membrane_bits
+                             for g in self.groups),
+            "line_table": self.n_in * self.line_word_bits,
+        }
+
+    def visits(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per input line: weight rows read and synapses visited by one spike on it."""
+        reads = np.zeros(self.n_in, dtype=np.int64)
+        syn = np.zeros(self.n_in, dtype=np.int64)
+        for g in self.groups:
+            lines = g.lines
+            reads[lines] += 1
+            syn[lines] += g.size
+        return reads, syn
+
+    def tiles(self) -> int:
+        return sum(len(g.chunks) for g in self.groups)
+
+
+def _index_bits(n: int) -> int:
+    return max(1, (n - 1).bit_length())
+
+
+def _nonzero_lines(weights: np.ndarray, lo: int, hi: int) -> set[int]:
+    return set(np.flatnonzero(np.any(weights[lo:hi] != 0, axis=0)).tolist())
+
+
+def default_layer_layout(layer: Layer, lanes: int | None = None) -> LayerLayout:
+    """One group, one chunk of the layer's nonzero rows; ``lanes`` lanes (default ``n_out``)."""
+    rows = tuple(sorted(_nonzero_lines(layer.weights, 0, layer.n_out)))
+    p = layer.n_out if lanes is None else min(lanes, layer.n_out)
+    return LayerLayout(layer.name, layer.n_in, layer.n_out, (Group(0, layer.n_out, (rows,)),), p)
+
+
+def _check_lanes(lanes: int, where: str, field: str) -> int:
+    if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1:
+        raise LayoutError(where, field, f"must be a positive integer, not {lanes!r}")
+    return lanes
+
+
+@dataclass(frozen=True)
+class HardwareLayout:
+    """Tiles of every layer of one QNet; build with :meth:`default` or :func:`load_layout`."""
+
+    layers: tuple[LayerLayout, ...]
+    source: str = "default"
+
+    @classmethod
+    def default(cls, qnet: QNet, lanes: int | None = None) -> HardwareLayout:
+        """One group and one chunk per layer; ``lanes`` update lanes (default: one per neuron).
+
+        Rows that are all zero are left out (skipped), as in every layout.
+        """
+        if lanes is not None:
+            _check_lanes(lanes, "--lanes", "lanes")
+        return cls(tuple(default_layer_layout(layer, lanes) for layer in qnet.layers))
+
+    def visits(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """What :func:`spikeforge.reference.simulate` needs to count like this hardware."""
+        return {lay.name: lay.visits() for lay in self.layers}
+
+    def layer(self, name: str) -> LayerLayout:
+        for lay in self.layers:
+            if lay.name == name:
+                return lay
+        raise KeyError(name)
+
+    def check(self, qnet: QNet) -> None:
+        """Raise :class:`LayoutError` unless this layout builds ``qnet`` exactly."""
+        src = self.source
+        if [lay.name for lay in self.layers] != [l.name for l in qnet.layers]:
+            raise LayoutError(src, "layers", f"{[lay.name for lay in self.layers]} do not "
+                              f"match the QNet's layers {[l.name for l in qnet.layers]}")
+        for lay, layer in zip(self.layers, qnet.layers):
+            where = f"{src}: layer {lay.name}"
+            if (lay.n_in, lay.n_out) != (layer.n_in, layer.n_out):
+                raise LayoutError(src, f"layers.{lay.name}", f"is {lay.n_in}->{lay.n_out} but the "
+                                  f"QNet layer is {layer.n_in}->{layer.n_out}")
+            _check_lanes(lay.lanes, where, "neuron_lanes")
+            edge = 0
+            for g in lay.groups:
+                if g.lo != edge or g.hi <= g.lo:
+                    raise LayoutError(where, "neurons", f"groups must tile [0, {lay.n_out}) in "
+                                      f"order; found [{g.lo}, {g.hi}) after {edge}")
+                edge = g.hi
+                seen: set[int] = set()
+                for c in g.chunks:
+                    bad = [i for i in c if not 0 <= i < lay.n_in]
+                    if bad:
+                        raise LayoutError(where, "axons", f"line {bad[0]} is outside "
+                                          f"0..{lay.n_in - 1}")
+                    dup = seen.intersection(c)
+                    if dup:
+                        raise LayoutError(where, "axons", f"line {min(dup)} is in two chunks "
+                                          f"of neurons [{g.lo}, {g.hi})")
+                    seen.update(c)
+                missing = _nonzero_lines(layer.weights, g.lo, g.hi) - seen
+                if missing:
+                    raise LayoutError(where, "axons", f"{len(missing)} input lines with nonzero "
+                                      f"weights into neurons [{g.lo}, {g.hi}) are in no tile "
+                                      f"(first: {min(missing)})")
+            if edge != lay.n_out:
+                raise LayoutError(where, "neurons", f"groups end at {edge}, not at {lay.n_out}")
+
+    def to_dict(self) -> dict:
+        """Everything needed to rebuild this layout (``from_dict``), JSON-ready."""
+        return {"source": self.source, "layers": [{
+            "name": lay.name, "n_in": lay.n_in, "n_out": lay.n_out, "lanes": lay.lanes,
+            "groups": [{"neurons": [g.lo, g.hi], "chunks": [list(c) for c in g.chunks]}
+                       for g in lay.groups]} for lay in self.layers]}
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> HardwareLayout:
+        return cls(tuple(
+            LayerLayout(d["name"], d["n_in"], d["n_out"], tuple(
+                Group(g["neurons"][0], g["neurons"][1], tuple(tuple(c) for c in g["chunks"]))
+                for g in d["groups"]), d["lanes"])
+            for d in doc["layers"]), source=doc["source"])
+
+    def describe(self) -> list[dict]:
+        """Per layer: groups, chunks (rows) and lanes, JSON-ready."""
+        return [{
+            "name": lay.name, "lanes": lay.lanes, "update_cycles": lay.batches,
+            "groups": [{"neurons": [g.lo, g.hi], "chunk_rows": [len(c) for c in g.chunks]}
+                       for g in lay.groups],
+        } for lay in self.layers]
+
+
+def _ranges(value, where: str) -> list[int]:
+    lines: list[int] = []
+    if not isinstance(value, list):
+        raise LayoutError(where, "axons", f"must be a list of [lo, hi) ranges, not {value!r}")
+    for r in value:
+        if (not isinstance(r, list) or len(r) != 2 or not all(isinstance(x, int) for x in r)
+                or r[0] >= r[1]):
+            raise LayoutError(where, "axons", f"{r!r} is not a [lo, hi) range")
+        lines.extend(range(r[0], r[1]))
+    return lines
+
+
+def choose_layout(qnet: QNet, mapping: str | Path | None = None,
+                  lanes: int | None = None) -> HardwareLayout:
+    """The layout of a ``mapping.yaml`` if one is given, else the default; ``lanes`` overrides."""
+    if mapping is None:
+        return HardwareLayout.default(qnet, lanes)
+    return load_layout(mapping, qnet, lanes)
+
+
+def load_layout(path: str | Path, qnet: QNet, lanes: int | None = None) -> HardwareLayout:
+    """Read a ``mapping.yaml`` (``format: mapping/1``) into the layout it describes.
+
+    Chunks keep only the rows with a nonzero weight into their group. ``lanes``
+    overrides ``hardware.tile.neuron_lanes``. Raises :class:`LayoutError` (or a
+    :class:`ConfigError` for unreadable YAML) with the file and field.
+    """
+    src = str(path)
+    doc = read_yaml(Path(path))
+    if not isinstance(doc, dict) or doc.get("format") != "mapping/1":
+        raise LayoutError(src, "format", "must be mapping/1 (written by spikeforge map)")
+    try:
+        tile_lanes = int(doc["hardware"]["tile"]["neuron_lanes"])
+    except (KeyError, TypeError, ValueError):
+        raise LayoutError(src, "hardware.tile.neuron_lanes", "is missing or not an integer"
+                          ) from None
+    tiles = doc.get("tiles")
+    p = tile_lanes if lanes is None else _check_lanes(lanes, "--lanes", "lanes")
+    if not isinstance(tiles, list) or not tiles:
+        raise LayoutError(src, "tiles", "must be a non-empty list")
+    by_layer: dict[str, dict[tuple[int, int], list[tuple[int, list[int]]]]] = {}
+    for k, t in enumerate(tiles):
+        where = f"{src}: tiles.{k}"
+        try:
+            name, frag, neurons = t["layer"], int(t["fragment"]), t["neurons"]
+            lines = _ranges(t["axons"], where)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LayoutError(where, str(exc).strip("'"), "is missing or malformed") from None
+        if (not isinstance(neurons, list) or len(neurons) != 2
+                or not all(isinstance(x, int) for x in neurons)):
+            raise LayoutError(where, "neurons", f"{neurons!r} is not a [lo, hi) range")
+        by_layer.setdefault(name, {}).setdefault(tuple(neurons), []).append((frag, lines))
+    layers = []
+    for layer in qnet.layers:
+        groups_doc = by_layer.pop(layer.name, None)
+        if groups_doc is None:
+            raise LayoutError(src, "tiles", f"no tile holds layer {layer.name}")
+        groups = []
+        for (lo, hi), chunks in sorted(groups_doc.items()):
+            chunks.sort()  # chunk 0 (the neuron tile) has the lowest fragment number
+            if not (0 <= lo < hi <= layer.n_out):
+                raise LayoutError(f"{src}: layer {layer.name}", "neurons",
+                                  f"[{lo}, {hi}) is outside [0, {layer.n_out})")
+            keep = _nonzero_lines(layer.weights, lo, hi)
+            groups.append(Group(lo, hi, tuple(tuple(i for i in c if i in keep)
+                                              for _, c in chunks)))
+        layers.append(LayerLayout(layer.name, layer.n_in, layer.n_out, tuple(groups),
+                                  min(p, max(g.size for g in groups))))
+    if by_layer:
+        raise LayoutError(src, "tiles", f"layer {sorted(by_layer)[0]} is not in the QNet")
+    out = HardwareLayout(tuple(layers), source=src)
+    out.check(qnet)
+    return out
