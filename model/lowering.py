@@ -10,13 +10,18 @@ its threshold (the same spikes with threshold 1), the layers are put in a
 :class:`~spikeforge.model.mlp.LIFMLP` and quantized by
 :func:`~spikeforge.model.export.to_qnet`; the per-layer leak, the reset and a
 spiking last layer (read out by spike count, SPEC.md §3) are then set on its
-layers.
+layers. A spiking layer of scale ``s`` gets the integer threshold ``ceil(s)``
+(where ``to_qnet`` rounds): an integer membrane ``v`` reaches ``s`` exactly
+when ``v >= ceil(s)``, so a float membrane that lands exactly on its
+threshold (as with the small weights of hand-made graphs) is compared the same
+way in both.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -29,7 +34,7 @@ from .export import _check_fits, to_qnet
 from .layers import LIF, Conv2d, Dense, DenseReadout, Dropout, Flatten, Pool2d, SpikeCountReadout
 from .mlp import LIFMLP
 from .network import SNN
-from .nir_convention import leak_shifts_for
+from .nir_convention import leak_shifts_for, nearest_leak
 
 __all__ = ["LoweringError", "dense_equivalent", "snn_to_qnet"]
 
@@ -204,11 +209,10 @@ def snn_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int, membr
     for l, layer in enumerate(q.layers):
         bias = layer.bias if layer.bias is not None and np.any(layer.bias) else None
         if l < len(lifs):
-            fire_last = spiking_last and l == len(q.layers) - 1
-            theta = max(1, int(round(scales[l]))) if fire_last else layer.threshold
-            if fire_last:
-                _check_fits(layer.name, np.asarray(layer.weights), layer.biases, theta,
-                            membrane_bits)
+            # v >= 1 in float is s*v >= s; for the integer v ~ s*v that is v >= ceil(s).
+            theta = max(1, math.ceil(scales[l]))
+            _check_fits(layer.name, np.asarray(layer.weights), layer.biases, theta,
+                        membrane_bits)
             layer = dataclasses.replace(layer, leak_shifts=shifts[l], reset=resets[l],
                                         fire=True, threshold=theta, bias=bias)
         else:
@@ -219,8 +223,9 @@ def snn_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int, membr
 
 
 def _no_leak(beta: float, tolerance: float, membrane_bits: int) -> str:
-    m = round((1.0 - beta) * (1 << (membrane_bits - 1)))
-    near = 1.0 - m / (1 << (membrane_bits - 1))
-    return (f"beta = {beta:.8g} is not a hardware leak 1 - sum(2^-k) (k < membrane_bits = "
-            f"{membrane_bits}) within {tolerance:g}; the nearest is {near:.8g}. Train with "
-            "leak shifts, or raise leak_tolerance to accept the nearest")
+    shifts, gap = nearest_leak(beta, max_shift=membrane_bits - 1)
+    near = 1.0 - sum(2.0**-k for k in shifts)
+    return (f"beta = {beta:.8g} is not a hardware leak 1 - sum(2^-k) (at most 4 shifts k < "
+            f"membrane_bits = {membrane_bits}) within {tolerance:g}; the nearest is {near:.8g} "
+            f"(shifts {list(shifts)}, {gap:.2g} away). Train with leak shifts, or raise "
+            "leak_tolerance to accept the nearest")

@@ -25,6 +25,8 @@ cross the boundary moved by one float32 step (:func:`threshold_to_nir`,
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 try:
@@ -41,6 +43,7 @@ __all__ = [
     "NIRError",
     "beta_from_tau",
     "leak_shifts_for",
+    "nearest_leak",
     "tau_from_beta",
     "threshold_from_nir",
     "threshold_to_nir",
@@ -118,12 +121,9 @@ def threshold_from_nir(v_threshold: float) -> float:
     return float(np.nextafter(t, np.float32(np.inf)))
 
 
-def leak_shifts_for(beta: float, *, tolerance: float = 1e-5,
-                    max_shift: int = 15) -> tuple[int, ...] | None:
+def leak_shifts_for(beta: float, *, tolerance: float = 1e-5, max_shift: int = 15,
+                    max_terms: int = 4) -> tuple[int, ...] | None:
     """Hardware leak shifts ``k`` with ``1 - sum(2^-k)`` within ``tolerance`` of ``beta``.
-
-    ``1 - beta`` is rounded to ``max_shift`` binary places; its set bits are the
-    shifts (the fewest that reach that precision).
 
     Parameters
     ----------
@@ -133,19 +133,31 @@ def leak_shifts_for(beta: float, *, tolerance: float = 1e-5,
         Largest accepted ``abs(beta_hw - beta)``.
     max_shift : int
         Largest shift considered.
+    max_terms : int
+        Most shifts in the set (each costs the neuron unit a shift and a subtraction).
 
     Returns
     -------
     tuple of int or None
-        Sorted shifts (``()`` for ``beta = 1``), or ``None`` when the nearest
-        hardware leak is farther than ``tolerance``.
+        The sorted shifts of the nearest hardware leak (fewest shifts among
+        equals; ``()`` for ``beta = 1``), or ``None`` when it is farther than
+        ``tolerance``.
     """
-    m = int(round((1.0 - beta) * (1 << max_shift)))
-    if m <= 0:
-        shifts: tuple[int, ...] = ()
-    elif m >= 1 << max_shift:
-        return None
-    else:
-        shifts = tuple(max_shift - i for i in range(max_shift, -1, -1) if m >> i & 1)
-    hw = 1.0 - sum(2.0**-k for k in shifts)
-    return shifts if abs(hw - beta) <= tolerance else None
+    shifts, gap = nearest_leak(beta, max_shift=max_shift, max_terms=max_terms)
+    return shifts if gap <= tolerance else None
+
+
+def nearest_leak(beta: float, *, max_shift: int = 15,
+                 max_terms: int = 4) -> tuple[tuple[int, ...], float]:
+    """The shifts whose leak ``1 - sum(2^-k)`` is nearest ``beta``, and the gap.
+
+    Every set of at most ``max_terms`` distinct shifts in ``1..max_shift`` is
+    tried (about two thousand for the defaults).
+    """
+    best: tuple[tuple[int, ...], float] = ((), abs(1.0 - beta))
+    for n in range(1, max_terms + 1):
+        for combo in itertools.combinations(range(1, max_shift + 1), n):
+            hw = 1.0 - sum(2.0**-k for k in combo)
+            if hw > 0.0 and abs(hw - beta) < best[1]:
+                best = (combo, abs(hw - beta))
+    return best

@@ -106,6 +106,11 @@ def node_chain(graph: nir.NIRGraph) -> list[tuple[str, nir.NIRNode]]:
     for a, b in edges:
         succ[a].append(b)
         pred[b].append(a)
+    back = _back_edge(succ)
+    if back is not None:
+        a, b = back
+        raise NIRError(b, _kind(nodes[b]), f"recurrent connection from {a!r}; QNet layers are "
+                       "feed-forward")
     chain = [inputs[0]]
     while chain[-1] != outputs[0]:
         here = chain[-1]
@@ -127,6 +132,28 @@ def node_chain(graph: nir.NIRGraph) -> list[tuple[str, nir.NIRNode]]:
             raise NIRError(k, _kind(nodes[k]), "the node is not on the path from the Input to "
                            "the Output")
     return [(k, nodes[k]) for k in chain]
+
+
+def _back_edge(succ: dict[str, list[str]]) -> tuple[str, str] | None:
+    """An edge that closes a cycle (depth-first search), or ``None``."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for root in succ:
+        if root in state:
+            continue
+        state[root] = 1
+        stack = [(root, iter(succ[root]))]
+        while stack:
+            node, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                state[node] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                return node, nxt
+            elif nxt not in state:
+                state[nxt] = 1
+                stack.append((nxt, iter(succ[nxt])))
+    return None
 
 
 def _shape_of(name: str, node: nir.NIRNode) -> tuple[int, ...]:

@@ -52,7 +52,7 @@ def _conv_snn(reset: Reset = Reset.ZERO) -> SNN:
         Conv2d(1, 4, 3, padding=1), LIF(0.75, 0.5, reset=reset),
         Pool2d(2, PoolKind.SUM), Flatten(),
         Dense(64, 12), LIF(1.0, 0.7, reset=reset),  # IF
-        Dense(12, 6, bias=False), LIF(0.9, 0.6, reset=reset),  # a float leak
+        Dense(12, 6, bias=False), LIF(0.9, 0.2, reset=reset),  # a float leak
         DenseReadout(6, 3, beta=0.875),
     ])
 
@@ -125,8 +125,8 @@ def test_leak_shifts_for() -> None:
     assert leak_shifts_for(0.8125) == (3, 4)
     assert leak_shifts_for(1.0) == ()
     assert leak_shifts_for(1.0 - 1e-4 / 0.00053333335) == (3, 4)  # snnTorch's float32 tau
-    assert leak_shifts_for(0.8187) is None
-    assert leak_shifts_for(0.8187, tolerance=1e-3) is not None
+    assert leak_shifts_for(0.8187) is None  # at most 4 shifts: 0.8203 is the nearest
+    assert leak_shifts_for(0.8187, tolerance=2e-3) == (3, 5, 6, 7)
 
 
 # --------------------------------------------------------------------------- hand-made graphs
@@ -212,19 +212,19 @@ def test_lowering_composes_conv_pool_flatten_dense_exactly() -> None:
 
 
 def test_conv_network_quantizes_close_to_the_float_model() -> None:
+    torch.manual_seed(5)
     model = SNN([Conv2d(1, 4, 3, padding=1), LIF(0.75, 0.5), Pool2d(2, PoolKind.SUM),
                  Flatten(), Dense(64, 10), LIF(0.8125, 1.0), DenseReadout(10, 3)])
-    torch.manual_seed(5)
-    x = _spikes((32, 20, 1, 8, 8), p=0.4, seed=5)
+    x = _spikes((20, 32, 1, 8, 8), p=0.4, seed=5)
     q = snn_to_qnet(model, (1, 8, 8), weight_bits=12, membrane_bits=24, timesteps=20)
     assert [layer.n_in for layer in q.layers] == [64, 256, 10]
     ref = reference.simulate(q, x.transpose(0, 1).reshape(32, 20, 64).numpy().astype(np.uint8))
     with torch.no_grad():
         out = model.run(x)
     hidden = out.spikes[0].transpose(0, 1).reshape(32, 20, -1).numpy()
-    # 12-bit weights: a few threshold crossings flip, most spikes agree
+    # 12-bit weights: a few threshold crossings flip (and the change persists in the membrane)
     agree = np.mean(ref.spikes[q.layers[0].name] == hidden)
-    assert agree > 0.99
+    assert agree > 0.995
     assert np.mean(ref.predictions == out.scores.argmax(1).numpy()) >= 0.9
 
 
@@ -245,7 +245,7 @@ def test_unsupported_node_is_refused_with_its_name_and_why() -> None:
 @pytest.mark.parametrize("case, match", [
     ("reset", r"'lif' \(LIF\): v_reset is not 0"),
     ("tau", r"'lif' \(LIF\): tau differs between neurons"),
-    ("recurrent", r"'w' \(Linear\): recurrent connection from 'lif'"),
+    ("recurrent", r"'w' \(Linear\): recurrent connection from 'lif'.*feed-forward"),
     ("hidden_li", r"'lif' \(LI\): a non-spiking integrator inside the network"),
     ("beta", r"'lif' \(LIF\): beta = 0.9 is not a hardware leak .* nearest is"),
 ])
@@ -345,4 +345,4 @@ def test_snntorch_graph_imports_with_the_same_predictions() -> None:
     assert np.array_equal(pred_float.numpy(), pred)
     q = nir_to_qnet(graph, weight_bits=8, membrane_bits=16, timesteps=16)
     agree = np.mean(reference.simulate(q, spikes).predictions == pred)
-    assert agree >= 0.95, agree
+    assert agree >= 0.97, agree
