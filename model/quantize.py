@@ -173,7 +173,7 @@ class QuantDense(nn.Module):
         return FloatDense(
             name=self.name, weight=self.weight.detach().numpy(),
             bias=None if self.bias is None else self.bias.detach().numpy(),
-            threshold=float(self.threshold) if self.fire else None,
+            threshold=float(self.threshold.detach()) if self.fire else None,
             leak_shifts=self.leak_shifts, reset=self.reset)
 
     def integer_parameters(self, s: float) -> tuple[torch.Tensor, torch.Tensor | None,
