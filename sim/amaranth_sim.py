@@ -34,11 +34,12 @@ def _port_map(dut: Network) -> dict[str, object]:
 
 def run_amaranth(qnet: QNet, spikes: np.ndarray, *, stall_seed: int | None = None,
                  seeds: np.ndarray | None = None,
-                 layout: HardwareLayout | None = None) -> RtlResult:
+                 layout: HardwareLayout | None = None, lockstep: bool = False) -> RtlResult:
     """Simulate ``spikes`` (``[N, T, n_in]``) on the generated hardware, cycle by cycle.
 
     With ``seeds``, the network gets the on-chip encoder and ``spikes`` are 8-bit
-    pixels ``[N, n_in]``. ``layout`` picks the tiles (default: one per layer).
+    pixels ``[N, n_in]``. ``layout`` picks the tiles (default: one per layer);
+    ``lockstep`` runs the layers unpipelined (see :func:`run_samples`).
     """
     dut = Network(qnet, encoder=seeds is not None, layout=layout)
     ports = _port_map(dut)
@@ -55,7 +56,7 @@ def run_amaranth(qnet: QNet, spikes: np.ndarray, *, stall_seed: int | None = Non
             dut.params, spikes,
             write=lambda name, v: ctx.set(ports[name], v),
             read=lambda name: ctx.get(ports[name]), settle=settle, tick=tick, stall_seed=stall_seed,
-            seeds=seeds)
+            seeds=seeds, lockstep=lockstep)
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)

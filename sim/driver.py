@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 
 import numpy as np
 
+from spikeforge.hw.events import EventKind
 from spikeforge.hw.params import NetworkParams
 from spikeforge.reference import RefResult
 from spikeforge.sim.protocol import (
@@ -129,8 +130,13 @@ async def run_samples(
     max_cycles_per_sample: int | None = None,
     on_sample: Callable[[int, RtlResult], None] | None = None,
     seeds: np.ndarray | None = None,
+    lockstep: bool = False,
 ) -> RtlResult:
     """Run ``spikes`` (``[N, T, n_in]``) through the DUT one sample after another.
+
+    With ``lockstep`` the input of step *t+1* waits until the last layer has
+    closed step *t*: the layers never work on different steps at once (the
+    unpipelined schedule), which must not change any result.
 
     With the on-chip encoder (``params.encoder``), ``spikes`` are instead 8-bit
     pixels ``[N, n_in]`` and ``seeds`` (uint32 ``[N]``) seed each sample's encoder.
@@ -166,8 +172,11 @@ async def run_samples(
         await tick()
         write("clear", 0)
         cycles = 0
+        last = params.layers[-1].name
+        steps_in = 0  # STEP_END events taken
         while True:
-            event = driver.offer()
+            hold = lockstep and steps_in > recorder[-1].step[last]
+            event = None if hold else driver.offer()
             write("i__valid", int(event is not None))
             if event is not None:
                 write("i__payload", event)
@@ -177,6 +186,7 @@ async def run_samples(
                 break
             if event is not None and read("i__ready"):
                 driver.accept()
+                steps_in += (not params.encoder) and (event & 1) == EventKind.STEP_END.value
             monitor.sample(read)
             await tick()
             cycles += 1
