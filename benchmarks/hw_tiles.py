@@ -93,6 +93,7 @@ def main() -> int:
             mism = compare(ref, run.result)
             b = cycle_bounds(net, layout, spikes)
             cyc = run.result.cycles.astype(np.float64)
+            np.save(build / "cycles.npy", run.result.cycles)
             rec = {
                 "hardware": hw.name, "lanes": lanes,
                 "tiles": NetworkParams(net, layout=layout).describe()["tiles"],

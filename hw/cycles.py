@@ -20,11 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from spikeforge.cyclemodel import LayerTiming, predict_cycles
 from spikeforge.hw.layout import HardwareLayout
 from spikeforge.qnet import QNet
 from spikeforge.reference import simulate
 
-__all__ = ["CycleBounds", "cycle_bounds"]
+__all__ = ["CycleBounds", "cycle_bounds", "layer_timings", "predicted_cycles"]
 
 
 @dataclass
@@ -58,3 +59,24 @@ def cycle_bounds(qnet: QNet, layout: HardwareLayout, spikes: np.ndarray) -> Cycl
     w = np.stack(work)  # [tiles, N, T]
     return CycleBounds(per_step=w.max(axis=0).sum(axis=1), pipelined=w.sum(axis=2).max(axis=0),
                        link=np.stack(links).max(axis=0).sum(axis=1))
+
+
+def layer_timings(layout: HardwareLayout, qnet: QNet) -> list[LayerTiming]:
+    """What :mod:`spikeforge.cyclemodel` needs from each layer of ``layout``."""
+    out = []
+    for lay, layer in zip(layout.layers, qnet.layers):
+        has_row = np.zeros(lay.n_in, dtype=bool)
+        for g in lay.groups:
+            has_row[g.lines] = True
+        out.append(LayerTiming(lay.batches, has_row, layer.fire))
+    return out
+
+
+def predicted_cycles(qnet: QNet, layout: HardwareLayout, spikes: np.ndarray) -> np.ndarray:
+    """The RTL's ``cycles`` per sample for spike inputs sent back to back (int64 ``[N]``)."""
+    x = np.asarray(spikes)
+    if x.ndim == 2:
+        x = x[None]
+    ref = simulate(qnet, x)
+    trains = [x] + [ref.spikes[l.name] for l in qnet.layers if l.fire]
+    return predict_cycles(layer_timings(layout, qnet), trains)

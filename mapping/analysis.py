@@ -16,6 +16,11 @@ tree), crossing each link of it once; partial sums and readout go unicast.
 When the busiest link carries more packets per sample than the busiest tile
 spends cycles, the link bounds the throughput instead, and the report says so.
 (The placement objective counts unicast hops, an upper bound of the tree's.)
+
+The hardware spikeforge generates today has no mesh router: a layer's tiles
+share its input stream and its emitter (docs/HARDWARE.md). Its cycles are
+predicted exactly by :mod:`spikeforge.cyclemodel` from the same activity,
+the groups of the partition and the lanes: ``rtl_cycles_per_sample``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from spikeforge.cyclemodel import LayerTiming, predict_cycles
 from spikeforge.qnet import QNet
 
 from .activity import Activity
@@ -67,6 +73,7 @@ class Analysis:
     busiest_link_packets: float
     fill_cycles: float
     predicted_cycles_per_sample: float
+    rtl_cycles_per_sample: float  # the generated RTL (no mesh router), cycle-exact model
     bound: str  # "tile" or "link"
     throughput_samples_per_s: float
 
@@ -144,6 +151,21 @@ def multicast_link_loads(part: Partition, net: QNet, activity: Activity, traffic
     return dict(load)
 
 
+def rtl_cycles(part: Partition, net: QNet, hw: HardwareSpec, activity: Activity) -> np.ndarray:
+    """Cycles per sample of the RTL that ``spikeforge rtl --mapping`` builds (int64 ``[N]``)."""
+    timings = []
+    for l, layer in enumerate(net.layers):
+        sizes = [f.n_neurons for f in part.fragments if f.layer == l and f.chunk == 0]
+        lanes = min(hw.tile.neuron_lanes, max(sizes))
+        timings.append(LayerTiming(max(-(-s // lanes) for s in sizes),
+                                   np.any(layer.weights != 0, axis=0), layer.fire))
+    n, t = activity.samples, activity.timesteps
+    trains = [activity.inputs[0].reshape(n, t, -1)]
+    trains += [activity.outputs[l].reshape(n, t, -1) for l, layer in enumerate(net.layers)
+               if layer.fire]
+    return predict_cycles(timings, trains)
+
+
 def analyze(part: Partition, net: QNet, hw: HardwareSpec, activity: Activity,
             traffic: Traffic, pb: PlacementProblem, placement: Placement,
             model: TileCycleModel = DEFAULT_CYCLES) -> Analysis:
@@ -210,6 +232,7 @@ def analyze(part: Partition, net: QNet, hw: HardwareSpec, activity: Activity,
         busiest_link_packets=float(link_packets),
         fill_cycles=fill,
         predicted_cycles_per_sample=float(cycles),
+        rtl_cycles_per_sample=float(rtl_cycles(part, net, hw, activity).mean()),
         bound=bound,
         throughput_samples_per_s=float(hw.clock_mhz * 1e6 / cycles) if cycles > 0 else 0.0,
     )

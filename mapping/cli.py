@@ -124,6 +124,7 @@ def run_map_command(args: argparse.Namespace) -> int:
         ("all hops / sample (I/O included)", f"{a.hops:.1f}"),
         ("all hops vs in-order", f"{-100 * a.traffic_reduction:+.1f} %"),
         ("predicted cycles / sample", f"{a.predicted_cycles_per_sample:.0f} ({a.bound}-bound)"),
+        ("generated RTL cycles / sample", f"{a.rtl_cycles_per_sample:.0f} (no mesh router)"),
         ("throughput (samples/s)", f"{a.throughput_samples_per_s:,.0f}"),
         ("mapping time (s)", f"{sum(st.timings_s.values()):.2f}"),
     ):

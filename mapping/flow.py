@@ -259,6 +259,7 @@ def write_mapping(st: MapState, out: Path) -> dict[str, Path]:
     a = st.analysis
     extra = {"predicted": {
         "cycles_per_sample": a.predicted_cycles_per_sample,
+        "rtl_cycles_per_sample": a.rtl_cycles_per_sample,
         "busiest_tile_cycles_per_step": a.busiest_cycles_per_step,
         "throughput_samples_per_s": a.throughput_samples_per_s,
     }}

@@ -11,7 +11,7 @@ import yaml
 
 from spikeforge.cli import main
 from spikeforge.hw import to_verilog
-from spikeforge.hw.cycles import cycle_bounds
+from spikeforge.hw.cycles import cycle_bounds, predicted_cycles
 from spikeforge.hw.layout import Group, HardwareLayout, LayerLayout, LayoutError, load_layout
 from spikeforge.mapping import MapOptions, hardware_from_dict, run_mapping, write_mapping
 from spikeforge.qnet import InputSpec, Layer, QNet, Reset, save_qnet
@@ -208,3 +208,26 @@ def test_bad_lanes_and_bad_groups_are_refused(tmp_path, capsys):
     twice = LayerLayout("fc1", 20, 12, (Group(0, 12, (tuple(range(20)), (0,))),), 2)
     with pytest.raises(LayoutError, match="two chunks"):
         HardwareLayout((twice, lay.layers[1])).check(net)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_cycle_model_predicts_the_rtl_exactly(seed):
+    net = random_qnet(200 + seed)
+    x = random_spikes(seed, net, 3)
+    layout = random_layout(seed, net) if seed % 2 else HardwareLayout.default(net)
+    rtl = run_amaranth(net, x, layout=layout)
+    np.testing.assert_array_equal(predicted_cycles(net, layout, x), rtl.cycles)
+
+
+def test_mapping_predicts_the_cycles_of_the_rtl_it_builds(tmp_path):
+    net = _net(sizes=(20, 12, 5), seed=3, timesteps=5)
+    hw = hardware_from_dict({"name": "t", "mesh": {"rows": 6, "cols": 6},
+                             "tile": {"axons": 8, "neurons": 6, "synapse_memory_bits": 8 * 6 * 4,
+                                      "neuron_lanes": 2}})
+    x = random_spikes(1, net, 6)
+    st = run_mapping(net, hw, x, MapOptions())
+    write_mapping(st, tmp_path)
+    rtl = run_amaranth(net, x, layout=load_layout(tmp_path / "mapping.yaml", net))
+    assert st.analysis.rtl_cycles_per_sample == pytest.approx(rtl.cycles.mean())
+    doc = yaml.safe_load((tmp_path / "mapping.yaml").read_text())
+    assert doc["predicted"]["rtl_cycles_per_sample"] == pytest.approx(rtl.cycles.mean())
