@@ -6,6 +6,7 @@ time-major (:mod:`.layers`); :func:`train_from_config` trains from YAML.
 """
 
 from .config import TrainRunConfig, load_train_config
+from .convert import Conversion, Method, ReLUNet, convert
 from .data import load_digits_split, rate_code_copies
 from .encoders import Encoding, bernoulli_spikes, direct_input, encode, latency_spikes
 from .engine import (
@@ -16,7 +17,7 @@ from .engine import (
     retain_freed_memory,
     train_epoch,
 )
-from .export import layer_scales, to_qnet
+from .export import FloatDense, float_layers, layer_scales, to_qnet
 from .kernels import Backend, lif_sequence, lif_sequence_reference
 from .layers import (
     LIF,
@@ -43,6 +44,7 @@ from .neurons import (
     shift_leak,
     shift_lif_step,
 )
+from .quantize import ClipRule, QuantSNN, post_training_quantize
 from .surrogate import DEFAULT_SCALE, SpikeFunction, Surrogate, spike, surrogate_grad
 from .train import EpochStats, evaluate, predict, train
 from .trainer import build_model, train_from_config
@@ -53,7 +55,9 @@ __all__ = [
     "LIFMLP",
     "SNN",
     "Backend",
+    "ClipRule",
     "Conv2d",
+    "Conversion",
     "Dense",
     "DenseReadout",
     "Dropout",
@@ -61,11 +65,15 @@ __all__ = [
     "EpochResult",
     "EpochStats",
     "Flatten",
+    "FloatDense",
     "LIFParams",
     "LayerActivity",
     "MLPOutput",
+    "Method",
     "Pool2d",
     "PoolKind",
+    "QuantSNN",
+    "ReLUNet",
     "RefractoryState",
     "SNNOutput",
     "ShiftLIFParams",
@@ -76,11 +84,13 @@ __all__ = [
     "bernoulli_spikes",
     "beta_from_shifts",
     "build_model",
+    "convert",
     "direct_input",
     "encode",
     "epoch_seed",
     "evaluate",
     "evaluate_encoded",
+    "float_layers",
     "latency_spikes",
     "layer_scales",
     "lif_sequence",
@@ -88,6 +98,7 @@ __all__ = [
     "lif_step",
     "load_digits_split",
     "load_train_config",
+    "post_training_quantize",
     "predict",
     "predict_encoded",
     "rate_code_copies",
