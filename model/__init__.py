@@ -5,6 +5,7 @@ time loop, with a fused equivalent for speed (:mod:`.kernels`); layers are
 time-major (:mod:`.layers`); :func:`train_from_config` trains from YAML.
 """
 
+from .backres import BackRes
 from .config import TrainRunConfig, load_train_config
 from .convert import Conversion, Method, ReLUNet, convert
 from .data import load_digits_split, rate_code_copies
@@ -18,6 +19,7 @@ from .engine import (
     train_epoch,
 )
 from .export import FloatDense, float_layers, layer_scales, to_qnet
+from .hybrid import ReLU, hybrid_mlp
 from .kernels import Backend, lif_sequence, lif_sequence_reference
 from .layers import (
     LIF,
@@ -44,7 +46,19 @@ from .neurons import (
     shift_leak,
     shift_lif_step,
 )
+from .opcount import LayerOps, OpCount, count_ops
 from .quantize import ClipRule, QuantSNN, post_training_quantize
+from .stdp import (
+    Competition,
+    CompetitiveParams,
+    STDPLayer,
+    STDPParams,
+    competitive_step,
+    stdp_to_qnet,
+    stdp_update,
+    train_stdp,
+)
+from .stochmax import Stochmax
 from .surrogate import DEFAULT_SCALE, SpikeFunction, Surrogate, spike, surrogate_grad
 from .train import EpochStats, evaluate, predict, train
 from .trainer import build_model, train_from_config
@@ -54,8 +68,11 @@ __all__ = [
     "LIF",
     "LIFMLP",
     "SNN",
+    "BackRes",
     "Backend",
     "ClipRule",
+    "Competition",
+    "CompetitiveParams",
     "Conv2d",
     "Conversion",
     "Dense",
@@ -68,29 +85,38 @@ __all__ = [
     "FloatDense",
     "LIFParams",
     "LayerActivity",
+    "LayerOps",
     "MLPOutput",
     "Method",
+    "OpCount",
     "Pool2d",
     "PoolKind",
     "QuantSNN",
+    "ReLU",
     "ReLUNet",
     "RefractoryState",
     "SNNOutput",
+    "STDPLayer",
+    "STDPParams",
     "ShiftLIFParams",
     "SpikeCountReadout",
     "SpikeFunction",
+    "Stochmax",
     "Surrogate",
     "TrainRunConfig",
     "bernoulli_spikes",
     "beta_from_shifts",
     "build_model",
+    "competitive_step",
     "convert",
+    "count_ops",
     "direct_input",
     "encode",
     "epoch_seed",
     "evaluate",
     "evaluate_encoded",
     "float_layers",
+    "hybrid_mlp",
     "latency_spikes",
     "layer_scales",
     "lif_sequence",
@@ -103,15 +129,18 @@ __all__ = [
     "predict_encoded",
     "rate_code_copies",
     "readout_step",
-    "retain_freed_memory",
     "refractory_lif_step",
+    "retain_freed_memory",
     "run_steps",
     "shift_leak",
     "shift_lif_step",
     "spike",
+    "stdp_to_qnet",
+    "stdp_update",
     "surrogate_grad",
     "to_qnet",
     "train",
     "train_epoch",
     "train_from_config",
+    "train_stdp",
 ]
