@@ -8,6 +8,7 @@ Ports (Verilog names in brackets come from Amaranth's flattening)::
     o        [o__valid, o__ready, o__payload]   last layer's events (STEP_END per step)
     clear    start a new sample
     done     all T steps have left the last layer
+    prediction  the class with the largest score (readout membrane or spike count)
     cycles   clock cycles from the first input event to the last output event
     <layer>  [<layer>__membrane, <layer>__counters, <layer>__tap_valid, <layer>__tap_payload]
 
@@ -17,7 +18,7 @@ next stage, so a monitor sees every spike of every layer at every step.
 
 from __future__ import annotations
 
-from amaranth import Module, Signal
+from amaranth import Const, Module, Mux, Signal
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -59,6 +60,7 @@ class Network(wiring.Component):
             "clear": In(1),
             "done": Out(1),
             "cycles": Out(unsigned(self._np.cycle_bits)),
+            "prediction": Out(unsigned(layers[-1].out_index_bits)),
         }
         if encoder:
             members["seed"] = In(32)
@@ -72,6 +74,33 @@ class Network(wiring.Component):
     @property
     def params(self) -> NetworkParams:
         return self._np
+
+    def _predict(self, m: Module, last: DenseLayer) -> None:
+        """``prediction``: index of the largest score, ties to the lowest index (SPEC §4).
+
+        Scores are the readout's membranes, or a firing last layer's spike counts.
+        """
+        p = last.params
+        if p.fire:
+            scores = [Signal(unsigned(self._np.step_bits), name=f"score{j}")
+                      for j in range(p.n_out)]
+            spike = (last.o.valid & last.o.ready
+                     & (last.o.payload.kind == EventKind.SPIKE))
+            for j, sc in enumerate(scores):
+                with m.If(self.clear):
+                    m.d.sync += sc.eq(0)
+                with m.Elif(spike & (last.o.payload.index == j)):
+                    m.d.sync += sc.eq(sc + 1)
+        else:
+            scores = [last.membrane[j] for j in range(p.n_out)]
+        best, index = scores[0], Const(0, len(self.prediction))
+        for j in range(1, p.n_out):  # a chain of named stages, each a continuous assign
+            better = scores[j] > best
+            b = Signal.like(scores[0] if p.fire else last.membrane[0], name=f"best{j}")
+            i = Signal.like(self.prediction, name=f"index{j}")
+            m.d.comb += [b.eq(Mux(better, scores[j], best)), i.eq(Mux(better, j, index))]
+            best, index = b, i
+        m.d.comb += self.prediction.eq(index)
 
     def elaborate(self, platform):
         m = Module()
@@ -99,6 +128,8 @@ class Network(wiring.Component):
         for a, b in zip(blocks, blocks[1:]):
             wiring.connect(m, a.o, b.i)
         wiring.connect(m, blocks[-1].o, wiring.flipped(self.o))
+
+        self._predict(m, blocks[-1])
 
         steps = Signal(unsigned(self._np.step_bits))
         running = Signal()

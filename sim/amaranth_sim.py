@@ -19,6 +19,7 @@ def _port_map(dut: Network) -> dict[str, object]:
     ports = {"seed": dut.seed} if dut.params.encoder else {}
     ports |= {
         "clear": dut.clear, "done": dut.done, "cycles": dut.cycles,
+        "prediction": dut.prediction,
         "i__valid": dut.i.valid, "i__ready": dut.i.ready, "i__payload": dut.i.payload,
         "o__ready": dut.o.ready,
     }

@@ -115,6 +115,7 @@ def _slice_rtl(r: RtlResult, s: int) -> RtlResult:
         membrane={k: v[s:s + 1] for k, v in r.membrane.items()},
         counters={k: {c: v[s:s + 1] for c, v in cs.items()} for k, cs in r.counters.items()},
         cycles=r.cycles[s:s + 1],
+        predictions=None if r.predictions is None else r.predictions[s:s + 1],
         errors=[e for e in r.errors if e.startswith(f"sample {s}:")])
 
 
@@ -203,6 +204,7 @@ async def run_samples(
             if p.fire:
                 result.spikes[p.name][s] = recorder[-1].spikes[p.name]
         result.cycles[s] = read("cycles")
+        result.predictions[s] = read("prediction")
         recorder.pop()
         if on_sample is not None:
             on_sample(s, result)

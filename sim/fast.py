@@ -109,10 +109,11 @@ module {TB_NAME};
   wire i_ready, o_valid, done;
   wire [{last.out_index_bits}:0] o_payload;
   wire [{params.cycle_bits - 1}:0] cycles;
+  wire [{last.out_index_bits - 1}:0] prediction;
 {chr(10).join(decls)}
   {TOP_NAME} dut(.clk(clk), .rst(rst), .clear(clear), {seed_port}.i__valid(i_valid),
     .i__ready(i_ready), .i__payload(i_payload), .o__valid(o_valid), .o__ready(1'b1),
-    .o__payload(o_payload), .done(done), .cycles(cycles),
+    .o__payload(o_payload), .done(done), .cycles(cycles), .prediction(prediction),
     {", ".join(ports)});
 
   always #5 clk = ~clk;
@@ -172,7 +173,7 @@ module {TB_NAME};
 {send}
       end
       WAIT: if (done) begin
-        $fwrite(fo, "E %0d", cycles);
+        $fwrite(fo, "E %0d %0d", cycles, prediction);
         {chr(10).join("        " + d for d in dumps).strip()}
         $fwrite(fo, "\\n");
         s = s + 1;
@@ -224,9 +225,10 @@ def _parse(path: Path, params: NetworkParams, n: int) -> RtlResult:
                     res.errors.append(f"sample {s}: more samples than were sent")
                     break
                 res.cycles[s] = int(parts[1])
+                res.predictions[s] = int(parts[2])
                 for k, p in enumerate(layers):
-                    res.membrane[p.name][s] = decode_membrane(int(parts[2 + 2 * k], 16), p)
-                    for c, v in decode_counters(int(parts[3 + 2 * k], 16), p).items():
+                    res.membrane[p.name][s] = decode_membrane(int(parts[3 + 2 * k], 16), p)
+                    for c, v in decode_counters(int(parts[4 + 2 * k], 16), p).items():
                         res.counters[p.name][c][s] = v
                     if p.fire and steps[k] != params.timesteps:
                         res.errors.append(f"sample {s}: layer {p.name} closed {steps[k]} "

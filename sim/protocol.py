@@ -106,6 +106,7 @@ class RtlResult:
     counters: dict[str, dict[str, np.ndarray]]
     cycles: np.ndarray
     errors: list[str] = field(default_factory=list)
+    predictions: np.ndarray | None = None  # the top's `prediction` port per sample
 
     @classmethod
     def empty(cls, params: NetworkParams, n: int) -> RtlResult:
@@ -117,6 +118,7 @@ class RtlResult:
             counters={p.name: {c: np.zeros(n, dtype=np.int64) for c in COUNTER_NAMES}
                       for p in params.layers},
             cycles=np.zeros(n, dtype=np.int64),
+            predictions=np.zeros(n, dtype=np.int64),
         )
 
     def to_npz_dict(self) -> dict[str, np.ndarray]:
@@ -125,6 +127,8 @@ class RtlResult:
         for name, cs in self.counters.items():
             out |= {f"counters.{name}.{c}": v for c, v in cs.items()}
         out["cycles"] = self.cycles
+        if self.predictions is not None:
+            out["predictions"] = self.predictions
         out["errors"] = np.array(self.errors, dtype=str)
         return out
 
@@ -140,7 +144,8 @@ class RtlResult:
             elif part[0] == "counters":
                 counters.setdefault(part[1], {})[part[2]] = np.asarray(d[key])
         return cls(spikes=spikes, membrane=membrane, counters=counters,
-                   cycles=np.asarray(d["cycles"]), errors=[str(e) for e in d["errors"]])
+                   cycles=np.asarray(d["cycles"]), errors=[str(e) for e in d["errors"]],
+                   predictions=np.asarray(d["predictions"]) if "predictions" in d else None)
 
 
 @dataclass(frozen=True)
@@ -187,6 +192,10 @@ def compare(ref: RefResult, rtl: RtlResult) -> list[Mismatch]:
             note(int(n), "membrane", name,
                  f"final membrane of neuron {j}: reference {ref_v[n, j]}, "
                  f"RTL {rtl.membrane[name][n, j]}")
+    if rtl.predictions is not None:
+        for n in np.flatnonzero(ref.predictions != rtl.predictions):
+            note(int(n), "prediction", "-", f"reference class {ref.predictions[n]}, "
+                 f"RTL {rtl.predictions[n]}")
     for name, cs in ref.counters.items():
         for c, ref_c in cs.items():
             for n in np.flatnonzero(ref_c != rtl.counters[name][c]):
