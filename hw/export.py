@@ -17,9 +17,12 @@ TOP_NAME = "spikeforge_top"
 
 
 def to_verilog(qnet: QNet, name: str = TOP_NAME, *, encoder: bool = False,
-               layout: HardwareLayout | None = None) -> str:
-    """Return the Verilog text of the network top for ``qnet`` (default layout without one)."""
-    top = Network(qnet, encoder=encoder, layout=layout)
+               layout: HardwareLayout | None = None, probes: bool = True) -> str:
+    """Return the Verilog text of the network top for ``qnet`` (default layout without one).
+
+    ``probes=False`` leaves out the verification copies of firing layers' membranes.
+    """
+    top = Network(qnet, encoder=encoder, layout=layout, probes=probes)
     return verilog.convert(top, name=name, emit_src=False)
 
 

@@ -72,15 +72,18 @@ class DenseLayer(wiring.Component):
     -----
     i, o : event streams (input axons, output neurons)
     clear : In(1) — start a new sample: membranes, accumulators and counters to zero
-    membrane : Out — every neuron's membrane as last written (a probe for verification)
+    membrane : Out — every neuron's membrane as last written (a probe for verification;
+        zero when built with ``mirror=False``)
     counters : Out — SPEC §5 counters of this sample
     """
 
-    def __init__(self, params: LayerParams, layout: LayerLayout | None = None):
+    def __init__(self, params: LayerParams, layout: LayerLayout | None = None, *,
+                 mirror: bool = True):
         if not isinstance(params, LayerParams):
             raise TypeError(f"params must be LayerParams, not {params!r}")
         self._p = params
         self._lay = default_layer_layout(params.layer) if layout is None else layout
+        self._mirror = mirror  # keep a register copy of every membrane (the probe)
         if (self._lay.n_in, self._lay.n_out) != (params.n_in, params.n_out):
             raise ValueError(f"layout of {self._lay.name} does not match layer {params.name}")
         super().__init__({
@@ -227,7 +230,8 @@ class DenseLayer(wiring.Component):
         with m.If(self.clear):
             m.d.comb += clear_acc.eq(1)
             m.d.sync += [pending.eq(0), emitting.eq(0), upd.eq(0), c.eq(0)]
-            m.d.sync += [self.membrane[j].eq(0) for j in range(p.n_out)]
+            if self._mirror:
+                m.d.sync += [self.membrane[j].eq(0) for j in range(p.n_out)]
             m.d.sync += [getattr(cnt, name).eq(0) for name in COUNTER_NAMES]
         with m.Else():
             m.d.sync += [
@@ -244,7 +248,8 @@ class DenseLayer(wiring.Component):
                              cnt.neuron_updates.eq(cnt.neuron_updates + p.n_out)]
             for j, b, spike, v_next in new_pending:
                 with m.If(sel[b]):
-                    m.d.sync += self.membrane[j].eq(v_next)
+                    if self._mirror:
+                        m.d.sync += self.membrane[j].eq(v_next)
                     if p.fire:
                         m.d.sync += pending[j].eq(spike)
             with m.If(sent):

@@ -12,6 +12,10 @@ Ports (Verilog names in brackets come from Amaranth's flattening)::
     cycles   clock cycles from the first input event to the last output event
     <layer>  [<layer>__membrane, <layer>__counters, <layer>__tap_valid, <layer>__tap_payload]
 
+With ``probes=False`` (synthesis) a firing layer's ``membrane`` port is zero and
+its register copy of the membranes is not built; a readout keeps it, since
+``prediction`` reads the scores from it.
+
 A probe's ``tap_valid`` marks a cycle in which that layer handed an event to the
 next stage, so a monitor sees every spike of every layer at every step.
 """
@@ -46,12 +50,14 @@ def probe_signature(p: LayerParams) -> wiring.Signature:
 class Network(wiring.Component):
     """The whole QNet as one component; every width derives from ``NetworkParams``."""
 
-    def __init__(self, qnet: QNet, *, encoder: bool = False, layout: HardwareLayout | None = None):
+    def __init__(self, qnet: QNet, *, encoder: bool = False, layout: HardwareLayout | None = None,
+                 probes: bool = True):
         if not isinstance(qnet, QNet):
             raise TypeError(f"qnet must be a spikeforge.qnet.QNet, not {qnet!r}")
         if not isinstance(encoder, bool):
             raise TypeError(f"encoder must be a bool, not {encoder!r}")
         self._np = NetworkParams(qnet, encoder=encoder, layout=layout)
+        self._probes = probes  # membrane copies of firing layers (verification only)
         layers = self._np.layers
         members = {
             "i": In(stream.Signature(unsigned(8)) if encoder
@@ -107,7 +113,7 @@ class Network(wiring.Component):
         params = self._np.layers
         blocks = []
         for p, lay in zip(params, self._np.layout.layers):
-            block = DenseLayer(p, lay)
+            block = DenseLayer(p, lay, mirror=self._probes or not p.fire)
             m.submodules[p.name] = block
             blocks.append(block)
             probe = getattr(self, p.name)
