@@ -141,6 +141,7 @@ class _Point:
         self.values: dict[str, float] = {}
         self.seconds: dict[str, float] = {}
         self.last = max(METRICS[m].stage for m in metrics)
+        self.layout = None  # the tiles of the mapping stage, when it ran
 
     def put(self, **values: float) -> None:
         self.values.update({k: float(v) for k, v in values.items()})
@@ -223,8 +224,13 @@ class _Point:
                              MapOptions(method=PlaceMethod(s["placement"]), seed=s["seed"]))
         except MappingError as e:
             raise _Stop("infeasible", f"mapping: {e}") from None
+        from spikeforge.hw.layout import layout_from_document
+        from spikeforge.mapping.flow import mapping_yaml
+
+        self.layout = layout_from_document(mapping_yaml(st), qnet, source="dse point mapping")
         self.put(tiles=len(st.partition.fragments),
-                 cycles_mapped=st.analysis.predicted_cycles_per_sample)
+                 cycles_mapped=st.analysis.predicted_cycles_per_sample,
+                 cycles_generated=st.analysis.rtl_cycles_per_sample)
 
     def _rtl(self, qnet) -> None:
         from spikeforge.sim.fast import run_fast
@@ -235,8 +241,9 @@ class _Point:
         x = s_te[:s["rtl_samples"]]
         with tempfile.TemporaryDirectory(prefix=f"dse-rtl-{self.key}-",
                                          dir=self.work_dir) as build:
-            run = run_fast(qnet, x, simulator=s["simulator"], build_dir=build)
-        mismatches = compare(expected(qnet, x), run.result)
+            run = run_fast(qnet, x, simulator=s["simulator"], build_dir=build,
+                           layout=self.layout)
+        mismatches = compare(expected(qnet, x, self.layout), run.result)
         self.put(cycles_rtl=float(np.mean(run.result.cycles)), rtl_mismatches=len(mismatches))
 
     def record(self, status: str, message: str = "") -> dict[str, Any]:

@@ -73,8 +73,12 @@ _LIST = [
     Metric("tiles", Stage.MAPPING, Goal.MIN, "crossbar tiles the mapping uses"),
     Metric("cycles_mapped", Stage.MAPPING, Goal.MIN,
            "cycles per sample predicted by the mapping's tile cycle model"),
+    Metric("cycles_generated", Stage.MAPPING, Goal.MIN,
+           "cycles per sample of the RTL spikeforge generates from the mapping "
+           "(cycle-exact control model, on the mapping samples)"),
     Metric("cycles_rtl", Stage.RTL, Goal.MIN,
-           "cycles per sample measured on the RTL (sim.fast), mean over rtl_samples"),
+           "cycles per sample measured on the RTL built from the mapping (or one tile "
+           "per layer without a mapping stage; sim.fast), mean over rtl_samples"),
     Metric("rtl_mismatches", Stage.RTL, Goal.MIN,
            "samples whose RTL spikes, membranes or counters differ from the reference"),
     Metric("luts", Stage.SYNTHESIS, Goal.MIN, "LUTs after place and route"),

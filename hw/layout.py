@@ -35,6 +35,7 @@ __all__ = [
     "LayoutError",
     "choose_layout",
     "default_layer_layout",
+    "layout_from_document",
     "load_layout",
 ]
 
@@ -253,8 +254,14 @@ def load_layout(path: str | Path, qnet: QNet, lanes: int | None = None) -> Hardw
     overrides ``hardware.tile.neuron_lanes``. Raises :class:`LayoutError` (or a
     :class:`ConfigError` for unreadable YAML) with the file and field.
     """
-    src = str(path)
-    doc = read_yaml(Path(path))
+    return layout_from_document(read_yaml(Path(path)), qnet, lanes, source=str(path))
+
+
+def layout_from_document(doc, qnet: QNet, lanes: int | None = None,
+                         source: str = "mapping") -> HardwareLayout:
+    """The layout of a mapping document (the content of a ``mapping.yaml``); see
+    :func:`load_layout`."""
+    src = source
     if not isinstance(doc, dict) or doc.get("format") != "mapping/1":
         raise LayoutError(src, "format", "must be mapping/1 (written by spikeforge map)")
     try:

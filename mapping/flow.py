@@ -253,9 +253,8 @@ def report_document(st: MapState) -> dict[str, Any]:
     }
 
 
-def write_mapping(st: MapState, out: Path) -> dict[str, Path]:
-    """Write ``mapping.yaml``, ``report.json`` and ``mesh.png`` into ``out``."""
-    out = Path(out)
+def mapping_yaml(st: MapState) -> dict[str, Any]:
+    """The content of ``mapping.yaml`` for a finished flow (plain data)."""
     a = st.analysis
     extra = {"predicted": {
         "cycles_per_sample": a.predicted_cycles_per_sample,
@@ -263,10 +262,16 @@ def write_mapping(st: MapState, out: Path) -> dict[str, Path]:
         "busiest_tile_cycles_per_step": a.busiest_cycles_per_step,
         "throughput_samples_per_s": a.throughput_samples_per_s,
     }}
+    return mapping_document(st.partition, st.hw, st.traffic, st.placement, extra)
+
+
+def write_mapping(st: MapState, out: Path) -> dict[str, Path]:
+    """Write ``mapping.yaml``, ``report.json`` and ``mesh.png`` into ``out``."""
+    out = Path(out)
+    a = st.analysis
     paths = {"mapping": out / "mapping.yaml", "report": out / "report.json",
              "mesh": out / "mesh.png"}
-    write_yaml(paths["mapping"], mapping_document(st.partition, st.hw, st.traffic,
-                                                  st.placement, extra))
+    write_yaml(paths["mapping"], mapping_yaml(st))
     write_json(paths["report"], report_document(st))
     plot_mesh(paths["mesh"], st.partition, st.hw, st.traffic, st.placement, a)
     return paths
