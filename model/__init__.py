@@ -5,6 +5,7 @@ time loop, with a fused equivalent for speed (:mod:`.kernels`); layers are
 time-major (:mod:`.layers`); :func:`train_from_config` trains from YAML.
 """
 
+from .augment import Augment, augment_batch
 from .backres import BackRes
 from .config import TrainRunConfig, load_train_config
 from .convert import Conversion, Method, ReLUNet, convert
@@ -23,6 +24,7 @@ from .hybrid import ReLU, hybrid_mlp
 from .kernels import Backend, lif_sequence, lif_sequence_reference
 from .layers import (
     LIF,
+    BatchNorm,
     Conv2d,
     Dense,
     DenseReadout,
@@ -31,6 +33,7 @@ from .layers import (
     Pool2d,
     PoolKind,
     SpikeCountReadout,
+    fold_batchnorm,
 )
 from .mlp import LIFMLP, MLPOutput
 from .network import SNN, LayerActivity, SNNOutput
@@ -68,7 +71,9 @@ __all__ = [
     "LIF",
     "LIFMLP",
     "SNN",
+    "Augment",
     "BackRes",
+    "BatchNorm",
     "Backend",
     "ClipRule",
     "Competition",
@@ -106,6 +111,7 @@ __all__ = [
     "TrainRunConfig",
     "bernoulli_spikes",
     "beta_from_shifts",
+    "augment_batch",
     "build_model",
     "competitive_step",
     "convert",
@@ -116,6 +122,7 @@ __all__ = [
     "evaluate",
     "evaluate_encoded",
     "float_layers",
+    "fold_batchnorm",
     "hybrid_mlp",
     "latency_spikes",
     "layer_scales",

@@ -76,6 +76,9 @@ class DataConfig(_Strict):
     path: str | None = None  # the IDX folder; only with dataset: idx
     train_limit: Count | None = None  # first N training images only
     test_limit: Count | None = None
+    # training images only, [C, H, W] inputs: random translation by up to shift pixels, mirror
+    shift: Annotated[int, Field(ge=0, le=8)] = 0
+    flip: bool = False
 
     @model_validator(mode="after")
     def _path(self) -> DataConfig:
@@ -154,6 +157,8 @@ class ModelConfig(_Strict):
     readout: Readout = Readout.MEMBRANE
     readout_beta: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
     bias: bool = True
+    # BatchNorm after every dense/conv but the readout (folds into it for export)
+    batch_norm: bool = False
 
     @model_validator(mode="after")
     def _ends_dense(self) -> ModelConfig:
@@ -173,6 +178,8 @@ class TrainConfig(_Strict):
     step_epochs: Count = 10  # schedule: step
     gamma: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1  # schedule: step
     checkpoint_every: Count = 1  # epochs
+    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    warmup_epochs: Annotated[float, Field(ge=0.0)] = 0.0  # linear warm-up before the schedule
 
 
 class EvalConfig(_Strict):

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .augment import Augment, augment_batch
 from .encoders import Encoding, encode
 
 __all__ = [
@@ -77,6 +78,7 @@ def train_epoch(
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     on_batch: Callable[[int, float], None] | None = None,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
+    augment: Augment | None = None,
 ) -> EpochResult:
     """One pass over ``(x, y)`` in a random order, minimising ``loss_fn(scores, y)``.
 
@@ -104,6 +106,9 @@ def train_epoch(
         The loss of the scores and labels (default: cross-entropy); a loss that
         is an ``nn.Module`` (e.g. :class:`~spikeforge.model.stochmax.Stochmax`)
         is put in training mode with the model.
+    augment : Augment, optional
+        Random translation / flip of each batch of images ``[B, C, H, W]``
+        before encoding, drawn from ``generator``.
     """
     model.train()
     if isinstance(loss_fn, nn.Module):
@@ -115,6 +120,8 @@ def train_epoch(
     for i in range(0, n, batch_size):
         idx = order[i:i + batch_size]
         xb, yb = x[idx], y[idx]
+        if augment is not None and augment.active:
+            xb = augment_batch(xb, augment, generator)
         scores = model(encode(encoding, xb, timesteps, generator))
         loss = loss_fn(scores, yb)
         optimizer.zero_grad(set_to_none=True)

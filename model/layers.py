@@ -24,6 +24,7 @@ from .surrogate import Surrogate
 
 __all__ = [
     "LIF",
+    "BatchNorm",
     "Conv2d",
     "Dense",
     "DenseReadout",
@@ -32,6 +33,7 @@ __all__ = [
     "Pool2d",
     "PoolKind",
     "SpikeCountReadout",
+    "fold_batchnorm",
 ]
 
 
@@ -60,6 +62,24 @@ class Dense(nn.Linear):
 
 class Conv2d(nn.Conv2d):
     """2-D convolution applied to every step, input ``[T, B, C, H, W]``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return _per_step(super().forward, x)
+
+
+class BatchNorm(nn.modules.batchnorm._BatchNorm):
+    """Batch normalisation of currents ``[T, B, C]`` or ``[T, B, C, H, W]`` per channel.
+
+    Statistics are taken over time, batch (and space) together, as in the
+    threshold-dependent batch norm of Zheng et al. 2021 without its threshold
+    factor. It sits between a :class:`Dense` or :class:`Conv2d` and its
+    :class:`LIF` layer; after training :func:`fold_batchnorm` merges it into
+    that layer's weights and bias, so the exported network has none.
+    """
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.ndim not in (2, 4):
+            raise ValueError(f"BatchNorm takes [T, B, C] or [T, B, C, H, W], not {x.ndim + 1}-d")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return _per_step(super().forward, x)
@@ -212,3 +232,46 @@ class SpikeCountReadout(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return x.sum(0)
+
+
+def _fold(layer: Dense | Conv2d, bn: BatchNorm) -> Dense | Conv2d:
+    """``layer`` followed by ``bn`` in evaluation mode, as one layer of the same kind."""
+    scale = bn.weight.detach() if bn.affine else torch.ones_like(bn.running_var)
+    shift = bn.bias.detach() if bn.affine else torch.zeros_like(bn.running_mean)
+    gain = scale / torch.sqrt(bn.running_var + bn.eps)
+    bias = layer.bias.detach() if layer.bias is not None else torch.zeros_like(gain)
+    kw = {"bias": True, "dtype": layer.weight.dtype, "device": layer.weight.device}
+    if isinstance(layer, Dense):
+        out = Dense(layer.in_features, layer.out_features, **kw)
+    else:
+        out = Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
+                     stride=layer.stride, padding=layer.padding, dilation=layer.dilation,
+                     groups=layer.groups, padding_mode=layer.padding_mode, **kw)
+    with torch.no_grad():
+        w = layer.weight.detach()
+        out.weight.copy_(w * gain.view(-1, *([1] * (w.ndim - 1))))
+        out.bias.copy_((bias - bn.running_mean) * gain + shift)
+    return out
+
+
+def fold_batchnorm(layers: list[nn.Module]) -> list[nn.Module]:
+    """The layers with every :class:`BatchNorm` merged into the dense or conv layer before it.
+
+    The result computes what the input computes in evaluation mode (running
+    statistics), without normalisation layers: what hardware export needs.
+
+    Raises
+    ------
+    ValueError
+        If a BatchNorm does not directly follow a Dense or Conv2d layer.
+    """
+    out: list[nn.Module] = []
+    for layer in layers:
+        if isinstance(layer, BatchNorm):
+            if not out or not isinstance(out[-1], Dense | Conv2d):
+                raise ValueError("a BatchNorm can only be folded into the Dense or Conv2d "
+                                 "layer right before it")
+            out[-1] = _fold(out[-1], layer)
+        else:
+            out.append(layer)
+    return out

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .layers import LIF, Conv2d, Dense, DenseReadout, SpikeCountReadout
+from .layers import LIF, Conv2d, Dense, DenseReadout, SpikeCountReadout, fold_batchnorm
 
 __all__ = ["SNN", "LayerActivity", "SNNOutput"]
 
@@ -79,6 +79,14 @@ class SNN(nn.Module):
         for layer in self.layers:
             x = layer(x)
         return x
+
+    def folded(self) -> SNN:
+        """This network with its BatchNorm layers merged into the layers before them.
+
+        Computes what this network computes in evaluation mode; shares the
+        other layers (not copies). See :func:`~spikeforge.model.layers.fold_batchnorm`.
+        """
+        return SNN(fold_batchnorm(list(self.layers)))
 
     def run(self, x: torch.Tensor) -> SNNOutput:
         """Scores and the spikes of every LIF layer."""

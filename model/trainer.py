@@ -30,6 +30,7 @@ from torch import nn
 from spikeforge.errors import SpikeforgeError
 from spikeforge.qnet import Reset
 
+from .augment import Augment
 from .config import (
     ConvSpec,
     Dataset,
@@ -45,7 +46,17 @@ from .config import (
     load_train_config,
 )
 from .engine import epoch_seed, evaluate_encoded, retain_freed_memory, train_epoch
-from .layers import LIF, Conv2d, Dense, DenseReadout, Dropout, Flatten, Pool2d, SpikeCountReadout
+from .layers import (
+    LIF,
+    BatchNorm,
+    Conv2d,
+    Dense,
+    DenseReadout,
+    Dropout,
+    Flatten,
+    Pool2d,
+    SpikeCountReadout,
+)
 from .network import SNN
 from .neurons import beta_from_shifts
 
@@ -112,7 +123,10 @@ def build_model(cfg: TrainRunConfig) -> SNN:
             if last and m.readout is Readout.MEMBRANE:
                 layers.append(DenseReadout(shape[0], spec.dense, bias=m.bias, beta=m.readout_beta))
             else:
-                layers += [Dense(shape[0], spec.dense, bias=m.bias), neurons()]
+                layers.append(Dense(shape[0], spec.dense, bias=m.bias))
+                if m.batch_norm and not last:
+                    layers.append(BatchNorm(spec.dense))
+                layers.append(neurons())
                 if last:
                     layers.append(SpikeCountReadout())
             shape = [spec.dense]
@@ -120,8 +134,11 @@ def build_model(cfg: TrainRunConfig) -> SNN:
             c = spec.conv
             if len(shape) != 3:
                 raise SpikeforgeError(f"{where}: conv needs a [C, H, W] input, not {shape}")
-            layers += [Conv2d(shape[0], c.channels, c.kernel, stride=c.stride,
-                              padding=c.padding, bias=m.bias), neurons()]
+            layers.append(Conv2d(shape[0], c.channels, c.kernel, stride=c.stride,
+                                 padding=c.padding, bias=m.bias))
+            if m.batch_norm:
+                layers.append(BatchNorm(c.channels))
+            layers.append(neurons())
             h = (shape[1] + 2 * c.padding - c.kernel) // c.stride + 1
             w = (shape[2] + 2 * c.padding - c.kernel) // c.stride + 1
             if h < 1 or w < 1:
@@ -148,16 +165,23 @@ def _optimizer(cfg: TrainRunConfig, model: nn.Module, steps_per_epoch: int):
         opt = torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum,
                               weight_decay=t.weight_decay)
     total = t.epochs * steps_per_epoch
+    warm = round(t.warmup_epochs * steps_per_epoch)
 
     if t.schedule is Schedule.COSINE:
-        def factor(step: int) -> float:
-            return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+        def decay(step: int) -> float:
+            span = max(total - warm, 1)
+            return 0.5 * (1.0 + math.cos(math.pi * min(max(step - warm, 0), span) / span))
     elif t.schedule is Schedule.STEP:
-        def factor(step: int) -> float:
+        def decay(step: int) -> float:
             return t.gamma ** ((step // steps_per_epoch) // t.step_epochs)
     else:
-        def factor(step: int) -> float:
+        def decay(step: int) -> float:
             return 1.0
+
+    def factor(step: int) -> float:
+        # linear warm-up from lr / warm to lr over the first warm batches
+        return decay(step) * min(1.0, (step + 1) / warm) if warm else decay(step)
+
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
@@ -227,6 +251,15 @@ def train_from_config(path: str | os.PathLike[str], out_dir: str | os.PathLike[s
     torch.set_num_threads(cfg.threads)
     retain_freed_memory()
     x_train, y_train, x_test, y_test = load_data(cfg)
+    augment = Augment(shift=cfg.data.shift, flip=cfg.data.flip)
+    if augment.active and x_train.ndim != 4:
+        raise SpikeforgeError(f"{path}: data.shift and data.flip need model.input_shape "
+                              f"[C, H, W], not {list(cfg.model.input_shape)}")
+    smoothing = cfg.train.label_smoothing
+
+    def loss_fn(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(scores, labels, label_smoothing=smoothing)
+
     torch.manual_seed(cfg.seed)
     model = build_model(cfg)
     steps = -(-x_train.shape[0] // cfg.train.batch_size)
@@ -260,7 +293,8 @@ def train_from_config(path: str | os.PathLike[str], out_dir: str | os.PathLike[s
 
             res = train_epoch(model, x_train, y_train, encoding=enc, timesteps=t_train,
                               optimizer=opt, scheduler=sched, batch_size=cfg.train.batch_size,
-                              generator=gen, on_batch=on_batch)
+                              generator=gen, on_batch=on_batch, loss_fn=loss_fn,
+                              augment=augment)
             train_s = time.perf_counter() - t0
             accs = {str(t): evaluate_encoded(model, x_test, y_test, encoding=enc, timesteps=t,
                                              seed=cfg.seed, batch_size=cfg.eval.batch_size)
