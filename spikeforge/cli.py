@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_sim_parsers(sub)
     add_map_parser(sub)
     add_dse_parser(sub)
+    from spikeforge.boards.cli import add_parsers as add_board_parsers
+    add_board_parsers(sub)
     return p
 
 
