@@ -45,7 +45,6 @@ def _cmd_build(args: argparse.Namespace) -> int:
     samples = None if inputs is None or inputs.encoder else inputs.stimulus
     opts = BuildOptions(layout=layout, encoder=args.encoder, baud=args.baud,
                         buffer_depth=args.buffer, samples=samples, freq_mhz=args.freq)
-    console.print(f"building {args.qnet} for {target.name} ({target.part.device})")
     with staged_output(args.out) as stage:
         info = build(net, target, stage, opts, qnet_name=str(args.qnet), console=console)
         (stage / "build.json").write_text(json.dumps(info, indent=2))

@@ -29,11 +29,13 @@ from pathlib import Path
 import numpy as np
 
 from spikeforge.boards.fit import check_fit, estimate
+from spikeforge.boards.protocol import LinkFormat
 from spikeforge.boards.target import Family, Target
-from spikeforge.boards.top import BoardCore, BoardTop
+from spikeforge.boards.top import BoardCore, BoardTop, default_buffer_depth
 from spikeforge.boards.uart import divisor_for
 from spikeforge.errors import SpikeforgeError
 from spikeforge.hw.layout import HardwareLayout
+from spikeforge.hw.params import NetworkParams
 from spikeforge.qnet import QNet
 
 __all__ = ["BuildOptions", "ToolError", "build", "find_tools"]
@@ -220,11 +222,12 @@ def build(qnet: QNet, target: Target, stage: Path, options: BuildOptions, *,
         divisor = divisor_for(target.clock_hz, options.baud)
     except ValueError as e:
         raise SpikeforgeError(f"--baud {options.baud}: {e}") from None
-    core = BoardCore(qnet, divisor=divisor, encoder=options.encoder, layout=options.layout,
-                     buffer_depth=options.buffer_depth)
+    params = NetworkParams(qnet, encoder=options.encoder, layout=options.layout)
+    depth = options.buffer_depth or default_buffer_depth(params)
     # 1. fit
-    fit = estimate(core.params, core.link, target)
+    fit = estimate(params, LinkFormat(params, depth), target)
     check_fit(fit, target)
+    progress.note(f"building {qnet_name or qnet.name} for {target.name} ({target.part.device})")
     progress.note(f"fit: about {fit.luts} LUTs of {fit.luts_available}, {fit.bram_blocks} "
                   f"of {fit.bram_available} {target.part.bram.primitive}")
     # 2. toolchain
@@ -233,6 +236,8 @@ def build(qnet: QNet, target: Target, stage: Path, options: BuildOptions, *,
     # 3. elaborate
     freq = options.freq_mhz or target.clock_hz / 1e6
     t0 = time.perf_counter()
+    core = BoardCore(qnet, divisor=divisor, encoder=options.encoder, layout=options.layout,
+                     buffer_depth=depth)
     _elaborate(core, target, stage, freq)
     progress.note(f"elaborate: {time.perf_counter() - t0:.1f} s")
     # 4-6. tools
@@ -251,7 +256,6 @@ def build(qnet: QNet, target: Target, stage: Path, options: BuildOptions, *,
     stat = json.loads((stage / f"{NAME}.stat.json").read_text())
     report = json.loads((stage / f"{NAME}.report.json").read_text())
     fmax = _fmax(report)
-    params = core.params
     latency = {"max_cycles_per_sample": params.max_cycles_per_sample,
                "min_cycles_per_sample": params.min_cycles_per_sample}
     if options.samples is not None and not options.encoder:

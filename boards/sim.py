@@ -40,10 +40,15 @@ class SimulatedPort:
         self._to_board: deque[int] = deque()
         self._from_board: deque[int] = deque()
         self.cycles = 0
-        self._sim = Simulator(core)
-        self._sim.add_clock(_PERIOD)
-        self._sim.add_testbench(self._drive, background=True)
-        self._sim.add_testbench(self._monitor, background=True)
+        self._sim = None  # built on the first read, so an unused port leaves nothing behind
+
+    def _simulator(self) -> Simulator:
+        if self._sim is None:
+            self._sim = Simulator(self.core)
+            self._sim.add_clock(_PERIOD)
+            self._sim.add_testbench(self._drive, background=True)
+            self._sim.add_testbench(self._monitor, background=True)
+        return self._sim
 
     async def _drive(self, ctx):
         div = self.core.divisor
@@ -84,6 +89,7 @@ class SimulatedPort:
 
     def read(self, size: int = 1) -> bytes:
         """Up to ``size`` bytes; fewer when ``timeout_cycles`` pass without a new one."""
+        sim = self._simulator()
         out = bytearray()
         idle = 0
         step = 64 * self.core.divisor
@@ -93,7 +99,7 @@ class SimulatedPort:
                 idle = 0
                 continue
             self.cycles += step
-            self._sim.run_until(self.cycles * _PERIOD)
+            sim.run_until(self.cycles * _PERIOD)
             idle += step
         return bytes(out)
 
