@@ -182,12 +182,12 @@ def test_board_protocol_pixels_through_encoder():
 
 def test_board_buffer_too_small_is_refused_by_host():
     net = random_qnet(3, max_width=6, max_timesteps=4)
-    core = BoardCore(net, divisor=4, buffer_depth=2)
+    link = LinkFormat(NetworkParams(net), 2)
     full = np.ones((1, net.timesteps, net.n_in), dtype=np.uint8)
     from spikeforge.errors import SpikeforgeError
 
     with pytest.raises(SpikeforgeError, match="does not fit the board's buffer"):
-        run_samples(SimulatedPort(core), core.link, full)
+        run_samples(None, link, full)  # refused before anything is sent
 
 
 def test_cli_board_run_sim(tmp_path, capsys):
