@@ -242,3 +242,17 @@ def test_synthesis_top_without_probes_keeps_spikes_counters_and_prediction():
     # the ports stay; the firing layer's membrane copy is gone from the Verilog
     lean = to_verilog(net, probes=False)
     assert lean != to_verilog(net) and len(lean) < len(to_verilog(net))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_on_chip_encoder_in_front_of_random_tiles(seed):
+    from spikeforge.encoding import onchip_rate_encode, sample_seeds
+
+    net = random_qnet(600 + seed)
+    layout = random_layout(seed, net)
+    rng = np.random.default_rng(seed)
+    px = rng.integers(0, 256, (3, net.n_in)).astype(np.uint8)
+    seeds = sample_seeds(3, base=seed + 1)
+    rtl = run_amaranth(net, px, seeds=seeds, layout=layout, stall_seed=seed)
+    ref = expected(net, onchip_rate_encode(px, net.timesteps, seeds), layout)
+    assert not rtl.errors and not compare(ref, rtl)
