@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from amaranth import Cat, Elaboratable, Module, Signal
 from amaranth.hdl import unsigned
-from amaranth.lib import data, memory, wiring
+from amaranth.lib import data, io, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.boards.protocol import (
@@ -218,7 +218,9 @@ class BoardTop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.submodules.core = self.core
-        uart = platform.request("uart", 0)
-        m.d.comb += [self.core.rx.eq(uart.rx.i), uart.tx.o.eq(self.core.tx)]
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.rx_buffer = rx = io.Buffer("i", uart.rx)
+        m.submodules.tx_buffer = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [self.core.rx.eq(rx.i), tx.o.eq(self.core.tx)]
         return m
 
