@@ -29,6 +29,7 @@ from spikeforge.hw.events import EventKind, event_stream
 from spikeforge.hw.layout import LayerLayout, default_layer_layout
 from spikeforge.hw.neuron import NeuronLane
 from spikeforge.hw.params import LayerParams
+from spikeforge.hw.trees import lowest_set_tree
 
 __all__ = ["COUNTER_NAMES", "DenseLayer", "counter_layout"]
 
@@ -166,16 +167,16 @@ class DenseLayer(wiring.Component):
         for gi, g in enumerate(lay.groups):
             nb = math.ceil(g.size / P)
             m.submodules[f"v{gi}"] = vmem = memory.Memory(
-                shape=unsigned(P * vb), depth=max(2, nb), init=[])
+                shape=unsigned(P * vb), depth=nb, init=[])
             vrd = vmem.read_port(domain="sync")
             vwr = vmem.write_port()
-            fresh = Signal(max(2, nb))  # membranes still zero since the last clear
+            fresh = Signal(nb)  # membranes still zero since the last clear
             m.d.comb += vrd.addr.eq(c)
             words = []
             for lane_no in range(P):
                 lane = NeuronLane(p)
                 m.submodules[f"g{gi}lane{lane_no}"] = lane
-                idx = [b * P + lane_no for b in range(max(2, nb))]
+                idx = [b * P + lane_no for b in range(nb)]
 
                 def pick(values):
                     return _select(b_d, values)
@@ -209,15 +210,9 @@ class DenseLayer(wiring.Component):
                 m.d.sync += fresh.bit_select(b_d, 1).eq(0)
 
         # --- emitter: lowest pending index first, then STEP_END ---------------------------
-        # A priority chain written as one expression: Yosys emits a continuous
-        # assign, which Icarus evaluates at time 0 (an `always @*` block whose
-        # inputs never change would stay X there).
-        lowest = Signal(p.out_index_bits)
-        chain = Const(0, p.out_index_bits)
-        for j in reversed(range(p.n_out)):
-            chain = Mux(pending[j], j, chain)
-        m.d.comb += lowest.eq(chain)
-        has_spike = pending.any()
+        # A tree of continuous assigns (see trees.py): log depth, and Icarus
+        # evaluates it at time 0 (an `always @*` block would stay X there).
+        has_spike, lowest = lowest_set_tree(m, pending, p.out_index_bits, name="emit")
         kind = Mux(has_spike, EventKind.SPIKE.value, EventKind.STEP_END.value)
         m.d.comb += [self.o.valid.eq(emitting), self.o.payload.eq(Cat(kind[:1], lowest))]
         sent = self.o.valid & self.o.ready

@@ -22,7 +22,7 @@ next stage, so a monitor sees every spike of every layer at every step.
 
 from __future__ import annotations
 
-from amaranth import Const, Module, Mux, Signal
+from amaranth import Module, Signal
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -33,6 +33,7 @@ from spikeforge.hw.events import EventKind, event_layout, event_stream
 from spikeforge.hw.layer import DenseLayer, counter_layout
 from spikeforge.hw.layout import HardwareLayout
 from spikeforge.hw.params import LayerParams, NetworkParams
+from spikeforge.hw.trees import argmax_tree
 from spikeforge.qnet import QNet
 
 __all__ = ["Network", "probe_signature"]
@@ -99,13 +100,7 @@ class Network(wiring.Component):
                     m.d.sync += sc.eq(sc + 1)
         else:
             scores = [last.membrane[j] for j in range(p.n_out)]
-        best, index = scores[0], Const(0, len(self.prediction))
-        for j in range(1, p.n_out):  # a chain of named stages, each a continuous assign
-            better = scores[j] > best
-            b = Signal.like(scores[0] if p.fire else last.membrane[0], name=f"best{j}")
-            i = Signal.like(self.prediction, name=f"index{j}")
-            m.d.comb += [b.eq(Mux(better, scores[j], best)), i.eq(Mux(better, j, index))]
-            best, index = b, i
+        index = argmax_tree(m, scores, len(self.prediction), name="prediction")
         m.d.comb += self.prediction.eq(index)
 
     def elaborate(self, platform):
