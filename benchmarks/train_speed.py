@@ -13,6 +13,11 @@ snntorch spikingjelly loguru`` and pass ``--peers-path /work/peers``; a peer tha
 cannot be imported is reported as failed and skipped. Both peers use the same
 exponential surrogate function object as spikeforge and a detached reset.
 
+Implementations: ``spikeforge`` (fused LIF loop, event-driven products of
+the layers fed spikes), ``spikeforge-dense`` (the same with every dense layer
+as a matrix product), ``spikeforge-generic`` (generic step loop, no fused
+kernel), ``snntorch``, ``spikingjelly``.
+
 Usage::
 
     .venv/bin/python benchmarks/train_speed.py --epochs 1 --threads 2 \
@@ -32,7 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
-IMPLS = ("spikeforge", "spikeforge-generic", "snntorch", "spikingjelly")
+IMPLS = ("spikeforge", "spikeforge-dense", "spikeforge-generic", "snntorch", "spikingjelly")
 
 
 def _load(limit: int | None):
@@ -158,9 +163,12 @@ def _worker(args: argparse.Namespace) -> dict:
         def encode(x, gen):  # SpikingJelly's PoissonEncoder: rand_like(x) <= x, per step
             return (torch.rand(args.timesteps, *x.shape) <= x).to(x.dtype)
     else:
+        from spikeforge.model import events
         from spikeforge.model.encoders import bernoulli_spikes
 
-        model = _spikeforge_model(args.beta, fused=impl == "spikeforge")
+        if impl == "spikeforge-dense":
+            events.MAX_DENSITY = 0.0  # every dense layer as a matrix product (no event sums)
+        model = _spikeforge_model(args.beta, fused=impl != "spikeforge-generic")
 
         def encode(x, gen):
             return bernoulli_spikes(x, args.timesteps, gen)

@@ -18,6 +18,7 @@ from torch.nn import functional as F
 
 from spikeforge.qnet import Reset
 
+from .events import event_linear
 from .kernels import lif_sequence
 from .neurons import LIFParams
 from .surrogate import Surrogate
@@ -52,11 +53,19 @@ def _per_step(fn, x: torch.Tensor) -> torch.Tensor:
 
 
 class Dense(nn.Linear):
-    """Fully connected synapses ``I = W s + b`` applied to every step."""
+    """Fully connected synapses ``I = W s + b`` applied to every step.
+
+    Spike inputs (every non-zero equal, at most ``events.MAX_DENSITY`` of them
+    active) go through the event-driven sums of :mod:`.events`, any other input
+    through one matrix product over all ``T * B`` rows.
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         if _constant_in_time(x):
             return _per_step(super().forward, x)
+        y = event_linear(x.reshape(-1, self.in_features), self.weight, self.bias)
+        if y is not None:
+            return y.view(*x.shape[:-1], self.out_features)
         return super().forward(x)  # one matmul over [T, B, n_in]
 
 

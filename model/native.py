@@ -30,7 +30,8 @@ from spikeforge.qnet import Reset
 
 from .surrogate import Surrogate
 
-__all__ = ["available", "lif_backward", "lif_forward"]
+__all__ = ["available", "csr_transpose", "event_csr", "gather_sum", "lif_backward",
+           "lif_forward"]
 
 _FWD = r"""
 #include <stdint.h>
@@ -100,6 +101,69 @@ BWD(float, lif_bwd_f32, expf, fabsf, fmaxf)
 BWD(double, lif_bwd_f64, exp, fabs, fmax)
 """
 
+_SPARSE = r"""
+#include <stdint.h>
+#include <string.h>
+typedef float v8 __attribute__((vector_size(32), aligned(4)));
+/* CSR of the non-zeros of x [rows, n] if they all share one value (returned in *value);
+   returns their count, or -1 as soon as a row holds a second non-zero value. */
+int64_t event_csr(const float* restrict x, int64_t rows, int64_t n, int32_t* restrict idx,
+                  int64_t* restrict ptr, float* restrict value) {
+    int64_t k = 0; float c = 0; int bad = 0;
+    ptr[0] = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        const float* restrict xr = x + r * n;
+        for (int64_t j = 0; j < n; j++) {
+            float v = xr[j];
+            if (c == 0) c = v;
+            idx[k] = (int32_t)j;
+            k += v != 0.0f;
+            bad |= (v != 0.0f) & (v != c);
+        }
+        ptr[r + 1] = k;
+        if (bad) return -1;
+    }
+    *value = c;
+    return k;
+}
+/* out[s, :n] = init[:n] + scale * sum over k in segment s of src[idx[k], :n]; src rows
+   hold ld >= n values, n >= 64. 64 columns at a time in 8 vector registers; the last slice
+   is [n - 64, n), overlapping the one before (its columns are written twice, equal). */
+void gather_sum(const int32_t* restrict idx, const int64_t* restrict ptr, int64_t segs,
+                const float* restrict src, int64_t ld, int64_t n, const float* restrict init,
+                float scale, float* restrict out) {
+    for (int64_t c0 = 0; c0 < n; c0 += 64) {
+        int64_t c = c0 + 64 <= n ? c0 : n - 64;
+        for (int64_t s = 0; s < segs; s++) {
+            v8 a[8];
+            for (int q = 0; q < 8; q++) a[q] = (v8){0};
+            for (int64_t k = ptr[s]; k < ptr[s + 1]; k++) {
+                const v8* p = (const v8*)(src + (int64_t)idx[k] * ld + c);
+                for (int q = 0; q < 8; q++) a[q] += p[q];
+            }
+            v8* o = (v8*)(out + s * n + c);
+            for (int q = 0; q < 8; q++) {
+                a[q] *= scale;
+                if (init) a[q] += ((const v8*)(init + c))[q];
+                o[q] = a[q];
+            }
+        }
+    }
+}
+/* The CSC (n segments listing rows) of a CSR over rows x n; fill is n scratch values. */
+void csr_transpose(const int32_t* restrict idx, const int64_t* restrict ptr, int64_t rows,
+                   int64_t n, int32_t* restrict tidx, int64_t* restrict tptr,
+                   int64_t* restrict fill) {
+    memset(tptr, 0, (n + 1) * sizeof(int64_t));
+    int64_t nnz = ptr[rows];
+    for (int64_t k = 0; k < nnz; k++) tptr[idx[k] + 1]++;
+    for (int64_t j = 0; j < n; j++) tptr[j + 1] += tptr[j];
+    memcpy(fill, tptr, n * sizeof(int64_t));
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t k = ptr[r]; k < ptr[r + 1]; k++) tidx[fill[idx[k]]++] = (int32_t)r;
+}
+"""
+
 _KIND = {Surrogate.EXPONENTIAL: 0, Surrogate.PIECEWISE_LINEAR: 1, Surrogate.FAST_SIGMOID: 2,
          Surrogate.ARCTAN: 3, Surrogate.STRAIGHT_THROUGH: 4}
 _lib: ctypes.CDLL | None = None
@@ -110,7 +174,7 @@ def _build() -> ctypes.CDLL | None:
     cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
     if cc is None or os.environ.get("SPIKEFORGE_NO_NATIVE"):
         return None
-    key = hashlib.sha256((_FWD + _BWD + cc).encode()).hexdigest()[:16]
+    key = hashlib.sha256((_FWD + _BWD + _SPARSE + cc).encode()).hexdigest()[:16]
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "spikeforge"
     so = cache / f"lif-{key}.so"
     if not so.is_file():
@@ -120,14 +184,16 @@ def _build() -> ctypes.CDLL | None:
                 t = Path(tmp)
                 (t / "fwd.c").write_text(_FWD)
                 (t / "bwd.c").write_text(_BWD)
+                (t / "sparse.c").write_text(_SPARSE)
                 base = [cc, "-O3", "-march=native", "-fPIC", "-c"]
                 # exact: no FMA contraction; -fno-trapping-math only lets the compare vectorise
                 subprocess.run(base + ["-ffp-contract=off", "-fno-trapping-math", "fwd.c"],
                                cwd=t, check=True, capture_output=True)
                 subprocess.run(base + ["-ffast-math", "bwd.c"], cwd=t, check=True,
                                capture_output=True)
-                subprocess.run([cc, "-shared", "-o", "lif.so", "fwd.o", "bwd.o", "-lm"], cwd=t,
-                               check=True, capture_output=True)
+                subprocess.run(base + ["sparse.c"], cwd=t, check=True, capture_output=True)
+                subprocess.run([cc, "-shared", "-o", "lif.so", "fwd.o", "bwd.o", "sparse.o", "-lm"],
+                               cwd=t, check=True, capture_output=True)
                 part = so.with_name(so.name + f".{os.getpid()}")
                 shutil.copyfile(t / "lif.so", part)
                 os.replace(part, so)
@@ -145,6 +211,12 @@ def _build() -> ctypes.CDLL | None:
         b = getattr(lib, f"lif_bwd_{name}")
         b.argtypes = [p, p, p, p, p, i64, i64, real, real, i32, i32, real]
         b.restype = ctypes.c_double
+    lib.event_csr.argtypes = [p, i64, i64, p, p, p]
+    lib.event_csr.restype = i64
+    lib.gather_sum.argtypes = [p, p, i64, p, i64, i64, p, ctypes.c_float, p]
+    lib.gather_sum.restype = None
+    lib.csr_transpose.argtypes = [p, p, i64, i64, p, p, p]
+    lib.csr_transpose.restype = None
     return lib
 
 
@@ -197,3 +269,48 @@ def lif_backward(grad: torch.Tensor, u: torch.Tensor, flag: torch.Tensor, beta: 
         beta, theta,
         int(reset is Reset.SUBTRACT), _KIND[kind], scale)
     return gu, float(gth)
+
+
+def event_csr(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float] | None:
+    """``(idx, ptr, value)``: the CSR of a float32 ``[rows, n]`` whose non-zeros all equal
+    ``value``, or None when they do not (found at the first such row)."""
+    c = x.contiguous()
+    rows, n = c.shape
+    idx = torch.empty(c.numel(), dtype=torch.int32)
+    ptr = torch.empty(rows + 1, dtype=torch.int64)
+    value = ctypes.c_float(0.0)
+    nnz = _lib.event_csr(c.data_ptr(), rows, n, idx.data_ptr(), ptr.data_ptr(),
+                         ctypes.byref(value))
+    if nnz < 0:
+        return None
+    return idx[:nnz], ptr, float(value.value)
+
+
+def gather_sum(idx: torch.Tensor, ptr: torch.Tensor, src: torch.Tensor, scale: float = 1.0,
+               init: torch.Tensor | None = None) -> torch.Tensor:
+    """``out[s] = init + scale * sum(src[idx[k]] for k in ptr[s]:ptr[s+1])``, ``[segs, n]``.
+
+    ``src`` is float32 ``[rows, n]``; rows of fewer than 64 values are padded.
+    """
+    segs, n = ptr.shape[0] - 1, src.shape[1]
+    if n < 64:
+        src = torch.nn.functional.pad(src, (0, 64 - n))
+        init = torch.nn.functional.pad(init, (0, 64 - n)) if init is not None else None
+        return gather_sum(idx, ptr, src, scale, init)[:, :n]
+    src = src.contiguous()
+    init = init.contiguous() if init is not None else None
+    out = torch.empty(segs, n, dtype=torch.float32)
+    _lib.gather_sum(idx.data_ptr(), ptr.data_ptr(), segs, src.data_ptr(), src.shape[1], n,
+                    init.data_ptr() if init is not None else None, scale, out.data_ptr())
+    return out
+
+
+def csr_transpose(idx: torch.Tensor, ptr: torch.Tensor,
+                  n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The CSC ``(row indices, column pointers)`` of a CSR over ``n`` columns."""
+    tidx = torch.empty(idx.shape[0], dtype=torch.int32)
+    tptr = torch.empty(n + 1, dtype=torch.int64)
+    fill = torch.empty(n, dtype=torch.int64)
+    _lib.csr_transpose(idx.data_ptr(), ptr.data_ptr(), ptr.shape[0] - 1, n, tidx.data_ptr(),
+                       tptr.data_ptr(), fill.data_ptr())
+    return tidx, tptr

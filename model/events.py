@@ -1,0 +1,72 @@
+"""Event-driven products of dense layers whose input is spikes.
+
+A dense layer fed spikes ``s`` (every non-zero the same value ``c``: 1, or
+``1 / (1 - p)`` after dropout) needs no multiplications: its output row is
+``b + c * sum of the weight columns of the active inputs``, and its weight
+gradient ``g^T s`` is, per input, ``c * sum of the output gradients of the rows
+where it is active``. With a few tens of percent of active inputs (Bernoulli
+coded images: ~29 %, hidden LIF layers: ~10 %) these sums are cheaper than the
+dense products (measured on [1280, 784] x [784, 300]: ~1.8x at 29 % active,
+~15x at 13 %). The input gradient ``g W`` stays a dense product.
+
+:func:`event_linear` builds the event list (CSR) in one pass over the input
+(C, :mod:`.native`); when the input is not of that form, or too dense for the
+sums to pay, it returns None and the caller runs the dense product. Results
+equal the dense product up to float summation order.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import native
+
+__all__ = ["MAX_DENSITY", "event_linear"]
+
+# Above this share of active inputs the dense GEMM is about as fast (measured
+# crossover ~0.35-0.45 on [1280, 784] x [784, 300], one thread).
+MAX_DENSITY = 0.35
+
+
+class _EventLinear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                idx: torch.Tensor, ptr: torch.Tensor, value: float) -> torch.Tensor:  # noqa: D102
+        ctx.save_for_backward(weight, idx, ptr)
+        ctx.value, ctx.n_in = value, x.shape[1]
+        return native.gather_sum(idx, ptr, weight.t(), value,
+                                 bias.detach() if bias is not None else None)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # noqa: D102
+        weight, idx, ptr = ctx.saved_tensors
+        g = grad.contiguous()
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = g.mm(weight)
+        if ctx.needs_input_grad[1]:
+            tidx, tptr = native.csr_transpose(idx, ptr, ctx.n_in)
+            gw = native.gather_sum(tidx, tptr, g, ctx.value).t()
+        if ctx.needs_input_grad[2]:
+            gb = g.sum(0)
+        return gx, gw, gb, None, None, None
+
+
+def event_linear(x: torch.Tensor, weight: torch.Tensor,
+                 bias: torch.Tensor | None) -> torch.Tensor | None:
+    """``x @ weight.T + bias`` by event sums for spike inputs ``x`` ``[rows, n_in]``, else None.
+
+    None when the C kernels are missing, ``x`` is not float32 on the CPU, its
+    non-zeros are not all equal, or more than :data:`MAX_DENSITY` of it is non-zero.
+    """
+    if not (x.dtype == weight.dtype == torch.float32 and x.device.type == "cpu"
+            and x.ndim == 2 and native.available()):
+        return None
+    with torch.no_grad():
+        csr = native.event_csr(x.detach())
+    if csr is None:
+        return None
+    idx, ptr, value = csr
+    if idx.shape[0] > MAX_DENSITY * x.numel():
+        return None
+    return _EventLinear.apply(x, weight, bias, idx, ptr, value)
