@@ -1,12 +1,14 @@
 """Benchmark of the mapper (issue: mapping layers onto crossbar tiles).
 
 Trains two small spiking networks on Fashion-MNIST (Debian's
-``dataset-fashion-mnist``), quantizes them to QNets, and maps each onto two
-tile sizes (``examples/hw/mesh4x4_256.yaml``, ``examples/hw/mesh8x8_64.yaml``)
-with the three placement methods. Activity comes from the reference simulator
+``dataset-fashion-mnist``), quantizes them to QNets, and maps each onto three
+tile sizes (``examples/hw/mesh4x4_256.yaml``, ``mesh8x8_256x64.yaml``,
+``mesh8x8_64.yaml``; ``--hw`` picks others) with the three placement methods. Activity comes from the reference simulator
 on held-out test images. Prints, per network and hardware: hop-weighted
 inter-tile traffic (and all traffic, I/O included) vs the naive in-order
-placement, busiest-tile load vs the mean, predicted cycles, and the mapping
+placement, busiest-tile load vs the mean, predicted cycles (the mesh model,
+and the cycle-exact model of the RTL ``spikeforge rtl --mapping`` generates;
+benchmarks/hw_tiles.py measures that RTL), and the mapping
 time (the whole flow: activity, partition, balance, traffic, place, analyze)::
 
     .venv/bin/python benchmarks/mapping.py [--train 10000] [--samples 128] [--retrain]
@@ -57,7 +59,8 @@ from spikeforge.qnet import load_qnet, save_qnet  # noqa: E402
 from spikeforge.reference import simulate  # noqa: E402
 
 T_STEPS = 6
-HARDWARE = ("examples/hw/mesh4x4_256.yaml", "examples/hw/mesh8x8_64.yaml")
+HARDWARE = ("examples/hw/mesh4x4_256.yaml", "examples/hw/mesh8x8_256x64.yaml",
+            "examples/hw/mesh8x8_64.yaml")
 
 
 class ConvAsLinear(torch.nn.Module):
@@ -120,41 +123,6 @@ def trained_qnet(kind: str, out: Path, data, n_train: int, retrain: bool, consol
     return net
 
 
-def calibrate(chain: Path, console: Console) -> None:
-    """Predicted vs RTL-measured cycles on the current hardware (one crossbar per layer).
-
-    The RTL of benchmarks/chain.py is a chain of layers, each one crossbar with
-    one neuron lane per neuron, fed one event per cycle: a mesh of one tile per
-    layer with ``neuron_lanes = neurons`` and free hops. Its test inputs are
-    reproduced exactly (digits split seed 0, Bernoulli seed 2).
-    """
-    from spikeforge.mapping import hardware_from_dict
-    from spikeforge.model.data import load_digits_split
-
-    report = chain / "report.json"
-    if not report.is_file():
-        console.print(f"cycle-model check skipped: run benchmarks/chain.py first ({report})")
-        return
-    import json
-
-    measured = json.loads(report.read_text())["rtl"]["cycles_per_sample"]
-    net = load_qnet(chain / "model.qnet.yaml")
-    width = max(max(layer.n_in, layer.n_out) for layer in net.layers)
-    wb = max(layer.weight_bits for layer in net.layers)
-    hw = hardware_from_dict({
-        "name": "one_tile_per_layer", "mesh": {"rows": 1, "cols": len(net.layers)},
-        "tile": {"axons": width, "neurons": width, "synapse_memory_bits": width * width * wb,
-                 "neuron_lanes": width},
-        "noc": {"hop_cycles": 0}})
-    _, _, x_te, _ = load_digits_split(0.2, 0)
-    st = run_mapping(net, hw, bernoulli(x_te, net.timesteps, seed=2),
-                     MapOptions(method=PlaceMethod.IN_ORDER, balance=False))
-    predicted = st.analysis.predicted_cycles_per_sample
-    console.print(f"cycle model vs RTL (digits {net.n_in}-...-{net.n_out}, one tile per layer, "
-                  f"{len(x_te)} test samples): predicted {predicted:.1f} cycles/sample, "
-                  f"RTL measured {measured:.1f} ({100 * (predicted / measured - 1):+.1f} %)")
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -163,8 +131,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--retrain", action="store_true")
     ap.add_argument("--out", default="out/bench-mapping")
-    ap.add_argument("--chain", default="out/bench-chain",
-                    help="output of benchmarks/chain.py, for the cycle-model check")
+    ap.add_argument("--hw", nargs="+", default=list(HARDWARE), help="hardware descriptions")
     args = ap.parse_args()
     torch.set_num_threads(1)
     console = Console(width=220)
@@ -177,7 +144,7 @@ def main() -> int:
         rates = [float(simulate(net, spikes).spikes[layer.name].mean())
                  for layer in net.layers if layer.fire]
         console.log(f"{kind}: spikes per neuron per step {[f'{r:.3f}' for r in rates]}")
-        for hw_path in HARDWARE:
+        for hw_path in args.hw:
             hw = load_hardware(hw_path)
             res = {}
             for method in PlaceMethod:
@@ -198,18 +165,19 @@ def main() -> int:
                 f"{a.load_ratio:.2f}",
                 f"{a.busiest_cycles_per_step:.0f}",
                 f"{a.predicted_cycles_per_sample:.0f} ({a.bound})",
+                f"{a.rtl_cycles_per_sample:.0f}",
                 res[PlaceMethod.GREEDY][1], wall,
             ))
     t = Table(title="benchmarks/mapping.py: packet hops per sample (change vs in-order)")
     for col in ("network", "hardware", "tiles", "inter-tile in-order", "inter-tile greedy",
                 "inter-tile anneal", "all hops incl. I/O, anneal", "busiest/mean load",
-                "busiest c/step", "cycles/sample", "map greedy, wall / CPU (s)",
+                "busiest c/step", "cycles/sample (mesh)", "generated RTL cycles/sample",
+                "map greedy, wall / CPU (s)",
                 "map anneal, wall / CPU (s)"):
         t.add_column(col, justify="right")
     for r in rows:
         t.add_row(*r)
     console.print(t)
-    calibrate(Path(args.chain), console)
     console.print(f"machine: {platform.machine()}, Python {platform.python_version()}, "
                   f"torch threads 1; activity: {args.samples} Fashion-MNIST test images, "
                   f"T={T_STEPS}, seed {args.seed}; one BLAS thread; load average "
