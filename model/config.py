@@ -159,6 +159,8 @@ class ModelConfig(_Strict):
     bias: bool = True
     # BatchNorm after every dense/conv but the readout (folds into it for export)
     batch_norm: bool = False
+    # a pool right after a conv pools its currents (before the LIF layer), not its spikes
+    pool_currents: bool = False
 
     @model_validator(mode="after")
     def _ends_dense(self) -> ModelConfig:

@@ -25,6 +25,8 @@ import enum
 
 import torch
 
+from . import native
+
 __all__ = ["Encoding", "bernoulli_spikes", "direct_input", "encode", "latency_spikes"]
 
 
@@ -67,7 +69,10 @@ def bernoulli_spikes(x: torch.Tensor, timesteps: int, generator: torch.Generator
     r = words.view(torch.int16)[:n].view(timesteps, *x.shape)
     # r is uniform on [-2^15, 2^15); r < x * 2^16 - 2^15 has probability x.
     level = (x * 65536.0).round().to(torch.int32) - 32768
-    return torch.lt(r, level).to(x.dtype if x.is_floating_point() else torch.float32)
+    dtype = x.dtype if x.is_floating_point() else torch.float32
+    if dtype == torch.float32 and native.usable(x):
+        return native.bernoulli_f32(r, level)  # the same spikes, one pass
+    return torch.lt(r, level).to(dtype)
 
 
 def direct_input(x: torch.Tensor, timesteps: int) -> torch.Tensor:

@@ -21,30 +21,35 @@ import torch
 
 from . import native
 
-__all__ = ["MAX_DENSITY", "event_linear"]
+__all__ = ["MAX_DENSITY", "MAX_DENSITY_WGRAD", "event_linear"]
 
 # Above this share of active inputs the dense GEMM is about as fast (measured
 # crossover ~0.35-0.45 on [1280, 784] x [784, 300], one thread).
 MAX_DENSITY = 0.35
+# Above this share the weight gradient is taken as a dense product (its event sums read
+# the output gradient once per active input, which is no cheaper at ~30 %).
+MAX_DENSITY_WGRAD = 0.2
 
 
 class _EventLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                 idx: torch.Tensor, ptr: torch.Tensor, value: float) -> torch.Tensor:  # noqa: D102
-        ctx.save_for_backward(weight, idx, ptr)
+        ctx.save_for_backward(x, weight, idx, ptr)
         ctx.value, ctx.n_in = value, x.shape[1]
         return native.gather_sum(idx, ptr, weight.t(), value,
                                  bias.detach() if bias is not None else None)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # noqa: D102
-        weight, idx, ptr = ctx.saved_tensors
+        x, weight, idx, ptr = ctx.saved_tensors
         g = grad.contiguous()
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
             gx = g.mm(weight)
-        if ctx.needs_input_grad[1]:
+        if ctx.needs_input_grad[1] and idx.shape[0] > MAX_DENSITY_WGRAD * x.numel():
+            gw = g.t().mm(x)
+        elif ctx.needs_input_grad[1]:
             tidx, tptr = native.csr_transpose(idx, ptr, ctx.n_in)
             gw = native.gather_sum(tidx, tptr, g, ctx.value).t()
         if ctx.needs_input_grad[2]:

@@ -30,7 +30,7 @@ from spikeforge.qnet import Reset
 
 from .surrogate import Surrogate
 
-__all__ = ["available", "csr_transpose", "event_csr", "gather_sum", "lif_backward",
+__all__ = ["available", "bernoulli_f32", "csr_transpose", "event_csr", "gather_sum", "lif_backward",
            "lif_forward"]
 
 _FWD = r"""
@@ -106,16 +106,42 @@ _SPARSE = r"""
 #include <string.h>
 typedef float v8 __attribute__((vector_size(32), aligned(4)));
 /* CSR of the non-zeros of x [rows, n] if they all share one value (returned in *value);
-   returns their count, or -1 as soon as a row holds a second non-zero value. */
+   returns their count, or -1 as soon as a row holds a second non-zero value. idx holds
+   rows * n + 8 entries (the vector path stores 8 at a time). */
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
 int64_t event_csr(const float* restrict x, int64_t rows, int64_t n, int32_t* restrict idx,
                   int64_t* restrict ptr, float* restrict value) {
-    int64_t k = 0; float c = 0; int bad = 0;
+    int64_t k = 0, total = rows * n; float c = 0; int bad = 0;
+    for (int64_t j = 0; j < total && c == 0; j++) c = x[j];
     ptr[0] = 0;
+#ifdef __AVX2__
+    int32_t lut[256][8];
+    for (int m = 0; m < 256; m++) {
+        int q = 0;
+        for (int b = 0; b < 8; b++) if (m >> b & 1) lut[m][q++] = b;
+        for (; q < 8; q++) lut[m][q] = 0;
+    }
+    const __m256 zero = _mm256_setzero_ps(), cv = _mm256_set1_ps(c);
+#endif
     for (int64_t r = 0; r < rows; r++) {
         const float* restrict xr = x + r * n;
-        for (int64_t j = 0; j < n; j++) {
+        int64_t j = 0;
+#ifdef __AVX2__
+        for (; j + 8 <= n; j += 8) {
+            __m256 v = _mm256_loadu_ps(xr + j);
+            int nz = _mm256_movemask_ps(_mm256_cmp_ps(v, zero, _CMP_NEQ_UQ));
+            int eq = _mm256_movemask_ps(_mm256_cmp_ps(v, cv, _CMP_EQ_OQ));
+            bad |= nz & ~eq;
+            __m256i at = _mm256_add_epi32(_mm256_loadu_si256((const __m256i*)lut[nz]),
+                                          _mm256_set1_epi32((int32_t)j));
+            _mm256_storeu_si256((__m256i*)(idx + k), at);
+            k += __builtin_popcount(nz);
+        }
+#endif
+        for (; j < n; j++) {
             float v = xr[j];
-            if (c == 0) c = v;
             idx[k] = (int32_t)j;
             k += v != 0.0f;
             bad |= (v != 0.0f) & (v != c);
@@ -148,6 +174,15 @@ void gather_sum(const int32_t* restrict idx, const int64_t* restrict ptr, int64_
                 o[q] = a[q];
             }
         }
+    }
+}
+/* Bernoulli spikes: out[t, j] = r[t, j] < level[j] (r uniform 16-bit, level in
+   [-2^15, 2^15]) as 0/1 floats, in one pass (torch would widen r and convert the mask). */
+void bernoulli_f32(const int16_t* restrict r, const int32_t* restrict level, int64_t steps,
+                   int64_t n, float* restrict out) {
+    for (int64_t t = 0; t < steps; t++) {
+        const int16_t* restrict rt = r + t * n; float* restrict ot = out + t * n;
+        for (int64_t j = 0; j < n; j++) ot[j] = (float)((int32_t)rt[j] < level[j]);
     }
 }
 /* The CSC (n segments listing rows) of a CSR over rows x n; fill is n scratch values. */
@@ -217,6 +252,8 @@ def _build() -> ctypes.CDLL | None:
     lib.gather_sum.restype = None
     lib.csr_transpose.argtypes = [p, p, i64, i64, p, p, p]
     lib.csr_transpose.restype = None
+    lib.bernoulli_f32.argtypes = [p, p, i64, i64, p]
+    lib.bernoulli_f32.restype = None
     return lib
 
 
@@ -276,7 +313,7 @@ def event_csr(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float] | Non
     ``value``, or None when they do not (found at the first such row)."""
     c = x.contiguous()
     rows, n = c.shape
-    idx = torch.empty(c.numel(), dtype=torch.int32)
+    idx = torch.empty(c.numel() + 8, dtype=torch.int32)
     ptr = torch.empty(rows + 1, dtype=torch.int64)
     value = ctypes.c_float(0.0)
     nnz = _lib.event_csr(c.data_ptr(), rows, n, idx.data_ptr(), ptr.data_ptr(),
@@ -314,3 +351,12 @@ def csr_transpose(idx: torch.Tensor, ptr: torch.Tensor,
     _lib.csr_transpose(idx.data_ptr(), ptr.data_ptr(), ptr.shape[0] - 1, n, tidx.data_ptr(),
                        tptr.data_ptr(), fill.data_ptr())
     return tidx, tptr
+
+
+def bernoulli_f32(r: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+    """``(r < level).float()`` for int16 ``r`` ``[T, ...]`` and int32 ``level`` ``[...]``."""
+    r, level = r.contiguous(), level.contiguous()
+    out = torch.empty(r.shape, dtype=torch.float32)
+    _lib.bernoulli_f32(r.data_ptr(), level.data_ptr(), r.shape[0], level.numel(),
+                       out.data_ptr())
+    return out

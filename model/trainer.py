@@ -138,17 +138,21 @@ def build_model(cfg: TrainRunConfig) -> SNN:
                                  padding=c.padding, bias=m.bias))
             if m.batch_norm:
                 layers.append(BatchNorm(c.channels))
-            layers.append(neurons())
             h = (shape[1] + 2 * c.padding - c.kernel) // c.stride + 1
             w = (shape[2] + 2 * c.padding - c.kernel) // c.stride + 1
             if h < 1 or w < 1:
                 raise SpikeforgeError(f"{where}: conv leaves no output ({h}x{w})")
             shape = [c.channels, h, w]
+            after = m.layers[i + 1] if i + 1 < len(m.layers) else None
+            if not (m.pool_currents and isinstance(after, PoolSpec)):
+                layers.append(neurons())
         elif isinstance(spec, PoolSpec):
             if len(shape) != 3 or shape[1] < spec.pool.size or shape[2] < spec.pool.size:
                 raise SpikeforgeError(f"{where}: pool {spec.pool.size} does not fit {shape}")
             layers.append(Pool2d(spec.pool.size, spec.pool.kind))
             shape = [shape[0], shape[1] // spec.pool.size, shape[2] // spec.pool.size]
+            if m.pool_currents and i > 0 and isinstance(m.layers[i - 1], ConvSpec):
+                layers.append(neurons())  # the conv's neurons, after its pooled currents
         elif isinstance(spec, DropoutSpec):
             layers.append(Dropout(spec.dropout))
         elif isinstance(spec, FlattenSpec):

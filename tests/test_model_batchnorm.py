@@ -114,3 +114,8 @@ train: {label_smoothing: 0.1, warmup_epochs: 0.5, schedule: cosine}
     assert kinds == ["Conv2d", "BatchNorm", "LIF", "Pool2d", "Flatten", "Dense", "BatchNorm",
                      "LIF", "DenseReadout"]
     assert cfg.data.shift == 1 and cfg.train.label_smoothing == 0.1
+    p.write_text(p.read_text().replace("batch_norm: true",
+                                       "batch_norm: true\n  pool_currents: true"))
+    kinds = [type(m).__name__ for m in build_model(load_train_config(p)).layers]
+    assert kinds == ["Conv2d", "BatchNorm", "Pool2d", "LIF", "Flatten", "Dense", "BatchNorm",
+                     "LIF", "DenseReadout"]

@@ -48,7 +48,11 @@ def test_event_linear_falls_back() -> None:
     two = (torch.rand(30, 80) < 0.1).float()
     two[5, 3], two[5, 4] = 1.0, 2.0
     assert event_linear(two, w, None) is None  # two different non-zero values
+    two[5, 4] = float("nan")
+    assert event_linear(two, w, None) is None
     assert event_linear((torch.rand(30, 80) < 0.1).double(), w.double(), None) is None
+    zero = event_linear(torch.zeros(30, 80), w, torch.ones(70))
+    assert zero is not None and torch.equal(zero, torch.ones(30, 70))
     assert MAX_DENSITY < 0.5
 
 
