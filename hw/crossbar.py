@@ -14,7 +14,7 @@ from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.hw.params import LayerParams, index_bits
+from spikeforge.hw.params import LayerParams, current_bits, index_bits
 
 __all__ = ["Crossbar"]
 
@@ -52,12 +52,18 @@ class Crossbar(wiring.Component):
                                        always_ready=True)),
             "clear": In(1),
             "busy": Out(1),
-            "acc": Out(data.ArrayLayout(signed(params.acc_bits), self._hi - self._lo)),
+            "acc": Out(data.ArrayLayout(signed(self.acc_bits), self._hi - self._lo)),
         })
 
     @property
     def params(self) -> LayerParams:
         return self._p
+
+    @property
+    def acc_bits(self) -> int:
+        """Exact width of this tile's partial sums (its rows and neurons only)."""
+        w = self._p.layer.weights[self._lo:self._hi][:, list(self._lines)]
+        return current_bits(w)
 
     @property
     def rows(self) -> int:

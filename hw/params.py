@@ -8,14 +8,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from spikeforge.qnet import Layer, QNet, Reset
+import numpy as np
 
-__all__ = ["LayerParams", "NetworkParams", "index_bits"]
+from spikeforge.qnet import Layer, QNet, Reset, bits_for_signed
+
+__all__ = ["LayerParams", "NetworkParams", "current_bits", "index_bits"]
 
 
 def index_bits(n: int) -> int:
     """Width of an index in ``0 .. n-1`` (at least 1 bit)."""
     return max(1, (n - 1).bit_length())
+
+
+def current_bits(weights: np.ndarray) -> int:
+    """Signed width of any sum of a subset of each row's entries (rows: neurons)."""
+    w = np.asarray(weights, dtype=np.int64)
+    if w.size == 0:
+        return 1
+    lo = int(np.minimum(w, 0).sum(axis=1).min())
+    hi = int(np.maximum(w, 0).sum(axis=1).max())
+    return bits_for_signed(lo, hi)
 
 
 def _count_bits(max_count: int) -> int:
@@ -57,9 +69,14 @@ class LayerParams:
 
     @property
     def acc_bits(self) -> int:
-        """Signed accumulator width that holds any input current exactly (SPEC §2)."""
-        return self.layer.accumulator_bits
+        """Signed width that holds any input current of this layer exactly.
 
+        Within a step each input line adds its weight at most once, so every
+        current (and every partial sum on the way) lies between the most
+        negative and the most positive column sums of the actual weights;
+        never wider than SPEC §2's ``wb + ceil(log2(n_in + 1))``.
+        """
+        return current_bits(self.layer.weights)
     @property
     def in_index_bits(self) -> int:
         return index_bits(self.n_in)

@@ -170,13 +170,14 @@ def test_widths_derive_from_the_qnet():
     layer = Layer(name="x", n_in=3, n_out=1, weight_bits=8, weights=w, threshold=3,
                   membrane_bits=12)
     p = LayerParams(layer, timesteps=10)
-    assert p.acc_bits == 8 + 2  # ceil(log2(3 + 1)) = 2
+    assert layer.accumulator_bits == 8 + 2  # SPEC §2's bound: ceil(log2(3 + 1)) = 2
+    assert p.acc_bits == 9  # exact for these weights: currents lie in [-128, 132]
     assert p.counter_bits == (10 * 3 * 1).bit_length()
     net = QNet(layers=(layer,), timesteps=10, input=InputSpec(3))
     mem = NetworkParams(net).layer_memories()[0]
     # 3 rows of one 8-bit weight; one 12-bit membrane; a 3-word line table (valid, chunk, row)
     assert mem == {"weights": 24, "membranes": 12, "line_table": 3 * (1 + 1 + 2)}
-    assert "[9:0]" in to_verilog(net)  # the 10-bit accumulator appears
+    assert "[8:0]" in to_verilog(net)  # the 9-bit accumulator appears
 
 
 def test_bad_parameters_are_refused():
