@@ -75,8 +75,8 @@ class _LIFSequence(torch.autograd.Function):
         ctx.beta, ctx.reset, ctx.kind, ctx.scale = beta, reset, kind, scale
         ctx.use_native = backend is Backend.AUTO and native.usable(currents)
         if ctx.use_native:
-            u, flag, out = native.lif_forward(currents, beta, theta, reset)
-            ctx.save_for_backward(u, flag, threshold)
+            u, out = native.lif_forward(currents, beta, theta, reset)
+            ctx.save_for_backward(u, out, threshold)  # the backward reads the spikes
             return out
         u = torch.empty_like(currents)
         # zero reset: keep = 1 - s (what survives the reset, and the backward's c / beta);

@@ -36,23 +36,23 @@ __all__ = ["available", "bernoulli_f32", "csr_transpose", "event_csr", "gather_s
 _FWD = r"""
 #include <stdint.h>
 #define FWD(T_, NAME)                                                                  \
-void NAME(const T_* restrict cur, T_* restrict u, T_* restrict flag, T_* restrict out, \
-          T_* restrict v, int64_t steps, int64_t n, T_ beta, T_ theta, int subtract) {  \
+void NAME(const T_* restrict cur, T_* restrict u, T_* restrict out, T_* restrict v,    \
+          int64_t steps, int64_t n, T_ beta, T_ theta, int subtract) {                 \
     for (int64_t j = 0; j < n; j++) v[j] = 0;                                          \
     for (int64_t t = 0; t < steps; t++) {                                              \
         const T_* restrict c = cur + t * n; T_* restrict ut = u + t * n;               \
-        T_* restrict ft = flag + t * n; T_* restrict ot = out + t * n;                 \
+        T_* restrict ot = out + t * n;                                                 \
         if (subtract) {                                                                \
             for (int64_t j = 0; j < n; j++) {                                          \
                 T_ x = beta * v[j]; x = x + c[j];                                      \
                 T_ s = x >= theta ? (T_)1 : (T_)0;                                     \
-                ut[j] = x; ft[j] = s; ot[j] = s; v[j] = x - theta * s;                 \
+                ut[j] = x; ot[j] = s; v[j] = x - theta * s;                            \
             }                                                                          \
         } else {                                                                       \
             for (int64_t j = 0; j < n; j++) {                                          \
                 T_ x = beta * v[j]; x = x + c[j];                                      \
                 T_ keep = x >= theta ? (T_)0 : (T_)1;                                  \
-                ut[j] = x; ft[j] = keep; ot[j] = (T_)1 - keep; v[j] = x * keep;        \
+                ut[j] = x; ot[j] = (T_)1 - keep; v[j] = x * keep;                      \
             }                                                                          \
         }                                                                              \
     }                                                                                  \
@@ -64,17 +64,18 @@ FWD(double, lif_fwd_f64)
 _BWD = r"""
 #include <stdint.h>
 #include <math.h>
-/* One pass per step: surrogate, adjoint recurrence, threshold-gradient sums.
+/* One pass per step: surrogate, adjoint recurrence, threshold-gradient sums; ft holds the
+   spikes, so the reset factor is 1 - s (zero reset) or 1 (subtract).
    kind: 0 exponential, 1 piecewise linear, 2 fast sigmoid, 3 arctan, 4 straight-through */
 #define INNER(T_, SG)                                                                  \
     for (int64_t j = 0; j < n; j++) {                                                  \
         T_ x = ut[j] - theta; T_ sg = (SG);                                            \
         T_ av = g[j] * sg; T_ nextv = nx[j];                                           \
-        o[j] = av + beta * (sub1 + sub0 * ft[j]) * nextv;                              \
+        o[j] = av + beta * ((T_)1 - sub0 * ft[j]) * nextv;                             \
         acc += av; acc2 += ft[j] * nextv;                                              \
     }
 #define BWD(T_, NAME, EXP, FABS, FMAX)                                                 \
-double NAME(const T_* restrict gs, const T_* restrict u, const T_* restrict flag,      \
+double NAME(const T_* restrict gs, const T_* restrict u, const T_* restrict spk,       \
             T_* restrict gu, const T_* restrict zeros, int64_t steps, int64_t n,       \
             T_ beta, T_ theta, int subtract, int kind, T_ a) {                         \
     double gth = 0;                                                                    \
@@ -82,7 +83,7 @@ double NAME(const T_* restrict gs, const T_* restrict u, const T_* restrict flag
     const T_ sub1 = subtract ? (T_)1 : (T_)0, sub0 = (T_)1 - sub1;                     \
     for (int64_t t = steps - 1; t >= 0; t--) {                                         \
         const T_* restrict g = gs + t * n; const T_* restrict ut = u + t * n;          \
-        const T_* restrict ft = flag + t * n; T_* restrict o = gu + t * n;             \
+        const T_* restrict ft = spk + t * n;  T_* restrict o = gu + t * n;             \
         const T_* restrict nx = t + 1 < steps ? gu + (t + 1) * n : zeros;              \
         T_ acc = 0, acc2 = 0;                                                          \
         switch (kind) {                                                                \
@@ -241,7 +242,7 @@ def _build() -> ctypes.CDLL | None:
     p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
     for name, real in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
         f = getattr(lib, f"lif_fwd_{name}")
-        f.argtypes = [p, p, p, p, p, i64, i64, real, real, i32]
+        f.argtypes = [p, p, p, p, i64, i64, real, real, i32]
         f.restype = None
         b = getattr(lib, f"lif_bwd_{name}")
         b.argtypes = [p, p, p, p, p, i64, i64, real, real, i32, i32, real]
@@ -278,19 +279,19 @@ def _suffix(x: torch.Tensor) -> str:
 
 def lif_forward(currents: torch.Tensor, beta: float, theta: float,
                 reset: Reset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(u, flag, spikes)`` of the fused forward (see :mod:`.kernels`)."""
+    """``(u, spikes)`` of the fused forward (see :mod:`.kernels`): membranes before reset."""
     c = currents.contiguous()
     steps = c.shape[0]
     n = c.numel() // max(steps, 1)
-    u, flag, out = torch.empty_like(c), torch.empty_like(c), torch.empty_like(c)
+    u, out = torch.empty_like(c), torch.empty_like(c)
     v = torch.empty(n, dtype=c.dtype)
     getattr(_lib, f"lif_fwd_{_suffix(c)}")(
-        c.data_ptr(), u.data_ptr(), flag.data_ptr(), out.data_ptr(), v.data_ptr(), steps, n,
+        c.data_ptr(), u.data_ptr(), out.data_ptr(), v.data_ptr(), steps, n,
         beta, theta, int(reset is Reset.SUBTRACT))
-    return u, flag, out
+    return u, out
 
 
-def lif_backward(grad: torch.Tensor, u: torch.Tensor, flag: torch.Tensor, beta: float,
+def lif_backward(grad: torch.Tensor, u: torch.Tensor, spikes: torch.Tensor, beta: float,
                  theta: float, reset: Reset, kind: Surrogate,
                  scale: float) -> tuple[torch.Tensor, float]:
     """``(grad_currents, grad_theta)`` of the fused backward."""
@@ -302,7 +303,7 @@ def lif_backward(grad: torch.Tensor, u: torch.Tensor, flag: torch.Tensor, beta: 
     gu = torch.empty_like(u)
     zeros = torch.zeros(n, dtype=u.dtype)
     gth = getattr(_lib, f"lif_bwd_{_suffix(u)}")(
-        g.data_ptr(), u.data_ptr(), flag.data_ptr(), gu.data_ptr(), zeros.data_ptr(), steps, n,
+        g.data_ptr(), u.data_ptr(), spikes.data_ptr(), gu.data_ptr(), zeros.data_ptr(), steps, n,
         beta, theta,
         int(reset is Reset.SUBTRACT), _KIND[kind], scale)
     return gu, float(gth)
