@@ -30,7 +30,7 @@ from spikeforge.qnet import Reset
 
 from .surrogate import Surrogate
 
-__all__ = ["available", "bernoulli_f32", "csr_transpose", "event_csr", "gather_sum", "lif_backward",
+__all__ = ["available", "bernoulli_f32", "event_csr", "event_wgrad", "gather_sum", "lif_backward",
            "lif_forward"]
 
 _FWD = r"""
@@ -153,14 +153,15 @@ int64_t event_csr(const float* restrict x, int64_t rows, int64_t n, int32_t* res
     *value = c;
     return k;
 }
-/* out[s, :n] = init[:n] + scale * sum over k in segment s of src[idx[k], :n]; src rows
-   hold ld >= n values, n >= 64. 64 columns at a time in 8 vector registers; the last slice
-   is [n - 64, n), overlapping the one before (its columns are written twice, equal). */
-void gather_sum(const int32_t* restrict idx, const int64_t* restrict ptr, int64_t segs,
-                const float* restrict src, int64_t ld, int64_t n, const float* restrict init,
-                float scale, float* restrict out) {
+/* out[s, :n] (+)= init[:n] + scale * sum over k in segment s of src[idx[k], :n] (added to
+   out when acc); src rows hold ld >= n values, n >= 64. 64 columns at a time in 8 vector
+   registers; the last slice is [n - 64, n), overlapping the one before (its columns are
+   computed twice, equal; with acc the overlap is added only once). */
+static void gather(const int32_t* restrict idx, const int64_t* restrict ptr, int64_t segs,
+                   const float* restrict src, int64_t ld, int64_t n, const float* restrict init,
+                   float scale, float* restrict out, int acc) {
     for (int64_t c0 = 0; c0 < n; c0 += 64) {
-        int64_t c = c0 + 64 <= n ? c0 : n - 64;
+        int64_t c = c0 + 64 <= n ? c0 : n - 64, skip = c0 - c;  /* skip: overlap columns */
         for (int64_t s = 0; s < segs; s++) {
             v8 a[8];
             for (int q = 0; q < 8; q++) a[q] = (v8){0};
@@ -168,13 +169,41 @@ void gather_sum(const int32_t* restrict idx, const int64_t* restrict ptr, int64_
                 const v8* p = (const v8*)(src + (int64_t)idx[k] * ld + c);
                 for (int q = 0; q < 8; q++) a[q] += p[q];
             }
-            v8* o = (v8*)(out + s * n + c);
             for (int q = 0; q < 8; q++) {
                 a[q] *= scale;
                 if (init) a[q] += ((const v8*)(init + c))[q];
-                o[q] = a[q];
             }
+            float* o = out + s * n + c;
+            if (!acc) { for (int q = 0; q < 8; q++) ((v8*)o)[q] = a[q]; continue; }
+            const float* af = (const float*)a;
+            for (int64_t j = skip; j < 64; j++) o[j] += af[j];
         }
+    }
+}
+void gather_sum(const int32_t* restrict idx, const int64_t* restrict ptr, int64_t segs,
+                const float* restrict src, int64_t ld, int64_t n, const float* restrict init,
+                float scale, float* restrict out) {
+    gather(idx, ptr, segs, src, ld, n, init, scale, out, 0);
+}
+/* Weight gradient of an event product: out[i, :n] = scale * sum of g[r, :n] over the rows r
+   where input i is active (CSR idx/ptr over rows x n_in). Rows go in blocks of blk, each
+   block's transpose built in tidx/tptr/fill (blk, n_in + 1, n_in entries), so the block of g
+   the sums read stays in L2. */
+void event_wgrad(const int32_t* restrict idx, const int64_t* restrict ptr, int64_t rows,
+                 int64_t n_in, const float* restrict g, int64_t n, float scale,
+                 float* restrict out, int32_t* restrict tidx, int64_t* restrict tptr,
+                 int64_t* restrict fill, int64_t blk) {
+    memset(out, 0, n_in * n * sizeof(float));
+    for (int64_t r0 = 0; r0 < rows; r0 += blk) {
+        int64_t r1 = r0 + blk < rows ? r0 + blk : rows;
+        memset(tptr, 0, (n_in + 1) * sizeof(int64_t));
+        for (int64_t k = ptr[r0]; k < ptr[r1]; k++) tptr[idx[k] + 1]++;
+        for (int64_t j = 0; j < n_in; j++) tptr[j + 1] += tptr[j];
+        memcpy(fill, tptr, n_in * sizeof(int64_t));
+        for (int64_t r = r0; r < r1; r++)
+            for (int64_t k = ptr[r]; k < ptr[r + 1]; k++)
+                tidx[fill[idx[k]]++] = (int32_t)(r - r0);
+        gather(tidx, tptr, n_in, g + r0 * n, n, n, 0, scale, out, 1);
     }
 }
 /* Bernoulli spikes: out[t, j] = r[t, j] < level[j] (r uniform 16-bit, level in
@@ -185,18 +214,6 @@ void bernoulli_f32(const int16_t* restrict r, const int32_t* restrict level, int
         const int16_t* restrict rt = r + t * n; float* restrict ot = out + t * n;
         for (int64_t j = 0; j < n; j++) ot[j] = (float)((int32_t)rt[j] < level[j]);
     }
-}
-/* The CSC (n segments listing rows) of a CSR over rows x n; fill is n scratch values. */
-void csr_transpose(const int32_t* restrict idx, const int64_t* restrict ptr, int64_t rows,
-                   int64_t n, int32_t* restrict tidx, int64_t* restrict tptr,
-                   int64_t* restrict fill) {
-    memset(tptr, 0, (n + 1) * sizeof(int64_t));
-    int64_t nnz = ptr[rows];
-    for (int64_t k = 0; k < nnz; k++) tptr[idx[k] + 1]++;
-    for (int64_t j = 0; j < n; j++) tptr[j + 1] += tptr[j];
-    memcpy(fill, tptr, n * sizeof(int64_t));
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t k = ptr[r]; k < ptr[r + 1]; k++) tidx[fill[idx[k]]++] = (int32_t)r;
 }
 """
 
@@ -251,8 +268,8 @@ def _build() -> ctypes.CDLL | None:
     lib.event_csr.restype = i64
     lib.gather_sum.argtypes = [p, p, i64, p, i64, i64, p, ctypes.c_float, p]
     lib.gather_sum.restype = None
-    lib.csr_transpose.argtypes = [p, p, i64, i64, p, p, p]
-    lib.csr_transpose.restype = None
+    lib.event_wgrad.argtypes = [p, p, i64, i64, p, i64, ctypes.c_float, p, p, p, p, i64]
+    lib.event_wgrad.restype = None
     lib.bernoulli_f32.argtypes = [p, p, i64, i64, p]
     lib.bernoulli_f32.restype = None
     return lib
@@ -343,15 +360,21 @@ def gather_sum(idx: torch.Tensor, ptr: torch.Tensor, src: torch.Tensor, scale: f
     return out
 
 
-def csr_transpose(idx: torch.Tensor, ptr: torch.Tensor,
-                  n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The CSC ``(row indices, column pointers)`` of a CSR over ``n`` columns."""
-    tidx = torch.empty(idx.shape[0], dtype=torch.int32)
-    tptr = torch.empty(n + 1, dtype=torch.int64)
-    fill = torch.empty(n, dtype=torch.int64)
-    _lib.csr_transpose(idx.data_ptr(), ptr.data_ptr(), ptr.shape[0] - 1, n, tidx.data_ptr(),
-                       tptr.data_ptr(), fill.data_ptr())
-    return tidx, tptr
+def event_wgrad(idx: torch.Tensor, ptr: torch.Tensor, n_in: int, grad: torch.Tensor,
+                scale: float = 1.0, block: int = 128) -> torch.Tensor:
+    """``[n_in, n]``: ``scale * grad^T x`` for the event input ``x`` of CSR ``(idx, ptr)``.
+
+    ``grad`` is float32 ``[rows, n]``, ``n >= 64``; rows are summed in blocks of ``block``.
+    """
+    g = grad.contiguous()
+    rows, n = g.shape
+    out = torch.empty(n_in, n, dtype=torch.float32)
+    tidx = torch.empty(max(idx.shape[0], 1), dtype=torch.int32)
+    tptr = torch.empty(n_in + 1, dtype=torch.int64)
+    fill = torch.empty(n_in, dtype=torch.int64)
+    _lib.event_wgrad(idx.data_ptr(), ptr.data_ptr(), rows, n_in, g.data_ptr(), n, scale,
+                     out.data_ptr(), tidx.data_ptr(), tptr.data_ptr(), fill.data_ptr(), block)
+    return out
 
 
 def bernoulli_f32(r: torch.Tensor, level: torch.Tensor) -> torch.Tensor:

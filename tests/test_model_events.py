@@ -14,13 +14,14 @@ pytestmark = pytest.mark.skipif(not native.available(), reason="no C compiler fo
 
 
 @pytest.mark.parametrize("n_out", [3, 64, 100, 300])
-@pytest.mark.parametrize("value", [1.0, 1.25])
-def test_event_linear_equals_dense(n_out: int, value: float) -> None:
+@pytest.mark.parametrize(("rows", "value"), [(70, 1.0), (70, 1.25), (300, 1.0)])
+def test_event_linear_equals_dense(n_out: int, rows: int, value: float) -> None:
+    # 300 rows: the weight gradient sums over several blocks of 128 rows
     torch.manual_seed(n_out)
-    x = ((torch.rand(70, 90) < 0.2).float() * value).requires_grad_()
+    x = ((torch.rand(rows, 90) < 0.2).float() * value).requires_grad_()
     w = torch.randn(n_out, 90, requires_grad=True)
     b = torch.randn(n_out, requires_grad=True)
-    g = torch.randn(70, n_out)
+    g = torch.randn(rows, n_out)
     y = event_linear(x, w, b)
     assert y is not None
     (y * g).sum().backward()
@@ -29,7 +30,7 @@ def test_event_linear_equals_dense(n_out: int, value: float) -> None:
     (y2 * g).sum().backward()
     assert torch.allclose(y, y2, atol=1e-5)
     for a, r in ((x.grad, x2.grad), (w.grad, w2.grad), (b.grad, b2.grad)):
-        assert torch.allclose(a, r, atol=1e-5)
+        assert torch.allclose(a, r, atol=1e-4)
 
 
 def test_event_linear_without_bias_and_input_gradient() -> None:
