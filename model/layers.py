@@ -60,6 +60,13 @@ class Dense(nn.Linear):
     through one matrix product over all ``T * B`` rows.
     """
 
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 device=None, dtype=None) -> None:
+        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
+        # The weight [out, in] is stored column-major: its transpose, which the event sums
+        # read and their weight gradient produces, is then contiguous and needs no copy.
+        self.weight = nn.Parameter(self.weight.detach().t().contiguous().t())
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         if _constant_in_time(x):
             return _per_step(super().forward, x)
