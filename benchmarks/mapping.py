@@ -3,13 +3,13 @@
 Trains two small spiking networks on Fashion-MNIST (Debian's
 ``dataset-fashion-mnist``), quantizes them to QNets, and maps each onto three
 tile sizes (``examples/hw/mesh4x4_256.yaml``, ``mesh8x8_256x64.yaml``,
-``mesh8x8_64.yaml``; ``--hw`` picks others) with the three placement methods. Activity comes from the reference simulator
-on held-out test images. Prints, per network and hardware: hop-weighted
-inter-tile traffic (and all traffic, I/O included) vs the naive in-order
-placement, busiest-tile load vs the mean, predicted cycles (the mesh model,
-and the cycle-exact model of the RTL ``spikeforge rtl --mapping`` generates;
-benchmarks/hw_tiles.py measures that RTL), and the mapping
-time (the whole flow: activity, partition, balance, traffic, place, analyze)::
+``mesh8x8_64.yaml``; ``--hw`` picks others) with the three placement methods.
+Activity comes from the reference simulator on held-out test images. Prints,
+per network and hardware: hop-weighted inter-tile traffic (and all traffic, I/O
+included) vs the naive in-order placement, busiest-tile load vs the mean,
+predicted cycles (the mesh model, and the cycle-exact model of the RTL
+``spikeforge rtl --mapping`` generates; benchmarks/hw_tiles.py measures that
+RTL), and the mapping time (the whole flow: activity, partition, balance, traffic, place, analyze)::
 
     .venv/bin/python benchmarks/mapping.py [--train 10000] [--samples 128] [--retrain]
 
