@@ -8,6 +8,7 @@ a valid network; errors name the layer and the field.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 import os
@@ -31,6 +32,7 @@ __all__ = [
     "Reset",
     "load_qnet",
     "qnet_paths",
+    "requantize",
     "save_qnet",
 ]
 
@@ -439,3 +441,31 @@ def _load(ypath: Path, npath: Path) -> QNet:
     meta = doc.get("meta") or {}
     return QNet(layers=tuple(layers), timesteps=doc.get("timesteps"), input=input_spec,
                 name=str(doc.get("name", ypath.name.removesuffix(".qnet.yaml"))), meta=meta)
+
+
+def requantize(net: QNet, weight_bits: int, name: str | None = None) -> QNet:
+    """Post-training requantization of an integer QNet to narrower weights.
+
+    Each layer's weights, bias and threshold are multiplied by the same factor
+    ``(2^(wb-1) - 1) / max|W|`` and rounded (thresholds at least 1), which
+    leaves a float network's spikes unchanged (the leak is linear); what
+    changes is rounding. Membrane widths are kept. Raises ``QNetError`` for a
+    width outside 2..16 or a layer with only zero weights.
+    """
+    if isinstance(weight_bits, bool) or not isinstance(weight_bits, int) or \
+            not 2 <= weight_bits <= 16:
+        raise QNetError("-", "weight_bits", f"must be an integer in 2..16, not {weight_bits!r}")
+    layers = []
+    for layer in net.layers:
+        top = int(np.abs(layer.weights).max())
+        if top == 0:
+            raise QNetError(layer.name, "weights", "are all zero; nothing to scale")
+        k = ((1 << (weight_bits - 1)) - 1) / top
+        lo, hi = signed_range(layer.membrane_bits)
+        theta = np.clip(np.rint(np.asarray(layer.threshold) * k), 1, hi).astype(np.int64)
+        bias = None if layer.bias is None else \
+            np.clip(np.rint(layer.biases * k), lo, hi).astype(np.int64)
+        layers.append(dataclasses.replace(
+            layer, weight_bits=weight_bits, weights=np.rint(layer.weights * k).astype(np.int64),
+            threshold=theta if np.ndim(layer.threshold) else int(theta), bias=bias))
+    return dataclasses.replace(net, layers=tuple(layers), name=name or f"{net.name}_w{weight_bits}")

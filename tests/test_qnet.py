@@ -443,3 +443,23 @@ def test_load_closes_npz_archive(tmp_path: Path, monkeypatch, damage: bool) -> N
         for obj in opened:
             obj.close()  # do not leak the handle into later tests
     assert not still_open, "the npz archive is still open after load_qnet returned"
+
+
+def test_requantize_scales_weights_thresholds_and_biases_together():
+    from spikeforge.qnet import requantize
+    from spikeforge.sim.fuzz import random_qnet
+
+    net = random_qnet(21)
+    top = [int(np.abs(l.weights).max()) for l in net.layers]
+    q = requantize(net, 3)
+    for layer, old, m in zip(q.layers, net.layers, top):
+        assert layer.weight_bits == 3 and np.abs(layer.weights).max() == 3
+        np.testing.assert_array_equal(layer.weights, np.rint(old.weights * 3 / m))
+        assert (layer.thresholds >= 1).all()
+        assert layer.membrane_bits == old.membrane_bits
+    # scaling by exactly 1 changes nothing
+    same = requantize(net, net.layers[0].weight_bits)
+    if all(int(np.abs(l.weights).max()) == (1 << (l.weight_bits - 1)) - 1 for l in net.layers):
+        assert same.layers == net.layers
+    with pytest.raises(QNetError, match="weight_bits"):
+        requantize(net, 1)
