@@ -27,8 +27,8 @@ from . import native
 
 __all__ = ["MAX_DENSITY", "event_linear"]
 
-# Above this share of active inputs the dense GEMM is about as fast (measured
-# crossover ~0.35-0.45 on [1280, 784] x [784, 300], one thread).
+# Above this share of active inputs the dense GEMM is about as fast (measured on
+# [1280, 784] x [784, 300], one thread: the sums faster at 29 % active, slower at 50 %).
 MAX_DENSITY = 0.35
 
 
