@@ -26,6 +26,7 @@ import numpy as np
 
 from spikeforge.config import read_yaml
 from spikeforge.errors import ConfigError
+from spikeforge.hw.params import index_bits
 from spikeforge.qnet import Layer, QNet
 
 __all__ = [
@@ -84,8 +85,8 @@ class LayerLayout:
         """
         fields, off = [], 0
         for g in self.groups:
-            cb = _index_bits(len(g.chunks))
-            rb = _index_bits(max(1, max(len(c) for c in g.chunks)))
+            cb = index_bits(len(g.chunks))
+            rb = index_bits(max(1, max(len(c) for c in g.chunks)))
             fields.append((off, cb, rb))
             off += 1 + cb + rb
         return fields
@@ -116,10 +117,6 @@ class LayerLayout:
 
     def tiles(self) -> int:
         return sum(len(g.chunks) for g in self.groups)
-
-
-def _index_bits(n: int) -> int:
-    return max(1, (n - 1).bit_length())
 
 
 def _nonzero_lines(weights: np.ndarray, lo: int, hi: int) -> set[int]:
@@ -217,14 +214,6 @@ class HardwareLayout:
                 Group(g["neurons"][0], g["neurons"][1], tuple(tuple(c) for c in g["chunks"]))
                 for g in d["groups"]), d["lanes"])
             for d in doc["layers"]), source=doc["source"])
-
-    def describe(self) -> list[dict]:
-        """Per layer: groups, chunks (rows) and lanes, JSON-ready."""
-        return [{
-            "name": lay.name, "lanes": lay.lanes, "update_cycles": lay.batches,
-            "groups": [{"neurons": [g.lo, g.hi], "chunk_rows": [len(c) for c in g.chunks]}
-                       for g in lay.groups],
-        } for lay in self.layers]
 
 
 def _ranges(value, where: str) -> list[int]:
