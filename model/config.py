@@ -25,6 +25,7 @@ __all__ = [
     "ConvSpec",
     "DenseSpec",
     "DropoutSpec",
+    "ExportConfig",
     "FlattenSpec",
     "PoolSpec",
     "TrainRunConfig",
@@ -191,6 +192,15 @@ class EvalConfig(_Strict):
     activity_samples: Count = 1000  # test images for spike and synaptic-operation counts
 
 
+class ExportConfig(_Strict):
+    """After training, lower the network to a QNet and check it in the integer reference."""
+
+    weight_bits: Annotated[int, Field(ge=2, le=16)] = 8
+    membrane_bits: Annotated[int, Field(ge=4, le=32)] = 16
+    timesteps: Count | None = None  # the QNet's T (default: encoding.timesteps)
+    check_samples: Annotated[int, Field(ge=0)] = 1000  # test images run through the reference
+
+
 class TrainRunConfig(_Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = "train"
     seed: int = 0
@@ -200,6 +210,7 @@ class TrainRunConfig(_Strict):
     model: ModelConfig
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    export: ExportConfig | None = None
 
 
 def load_train_config(path: str | os.PathLike[str]) -> TrainRunConfig:
@@ -209,9 +220,13 @@ def load_train_config(path: str | os.PathLike[str]) -> TrainRunConfig:
     if not isinstance(doc, dict):
         raise ConfigError(str(p), "-", "must be a YAML mapping")
     try:
-        return TrainRunConfig.model_validate(doc)
+        cfg = TrainRunConfig.model_validate(doc)
     except ValidationError as e:
         raise _config_error(str(p), e) from None
+    if cfg.export is not None and cfg.encoding.kind is Encoding.DIRECT:
+        raise ConfigError(str(p), "export", "a QNet reads spikes and direct input is "
+                          "real-valued: export needs encoding.kind bernoulli or latency")
+    return cfg
 
 
 def _config_error(file: str, e: ValidationError) -> ConfigError:

@@ -15,6 +15,13 @@ layers. A spiking layer of scale ``s`` gets the integer threshold ``ceil(s)``
 when ``v >= ceil(s)``, so a float membrane that lands exactly on its
 threshold (as with the small weights of hand-made graphs) is compared the same
 way in both.
+
+The neurons of a convolution's layer are numbered position-major (``(y, x, c)``,
+the channels of one position together; the next layer's columns follow), not
+in PyTorch's channel-major order: a contiguous range of neurons -- what one
+neuron tile of the hardware holds -- then covers a small patch of the image and
+reads a small receptive field, so its weight memory is shallow (``neuron_order
+= "channel"`` keeps PyTorch's order). ``meta["neuron_order"]`` records it.
 """
 
 from __future__ import annotations
@@ -95,7 +102,8 @@ def dense_equivalent(
 
 def snn_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int, membrane_bits: int,
                 timesteps: int, name: str = "snn", leak_tolerance: float = 1e-5,
-                layer_names: Sequence[str] | None = None) -> QNet:
+                layer_names: Sequence[str] | None = None,
+                neuron_order: str = "position") -> QNet:
     """Quantize a float :class:`SNN` into a QNet of dense layers.
 
     Parameters
@@ -119,6 +127,9 @@ def snn_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int, membr
     layer_names : sequence of str, optional
         A name for each layer of ``snn`` used in error messages and recorded in
         ``meta["source_layers"]`` (default: ``"index:Type"``).
+    neuron_order : {"position", "channel"}
+        Numbering of a hidden layer with a ``[C, H, W]`` output: ``(y, x, c)``
+        (default) or ``(c, y, x)`` as PyTorch flattens it.
 
     Returns
     -------
@@ -131,13 +142,15 @@ def snn_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int, membr
     LoweringError
         Naming the first layer a QNet cannot express, and why.
     """
+    if neuron_order not in ("position", "channel"):
+        raise ValueError(f"neuron_order must be 'position' or 'channel', not {neuron_order!r}")
     mods = list(snn.layers)
     names = (list(layer_names) if layer_names is not None
              else [f"{i}:{type(m).__name__}" for i, m in enumerate(mods)])
     if len(names) != len(mods):
         raise ValueError(f"layer_names has {len(names)} names for {len(mods)} layers")
     shape = tuple(int(n) for n in input_shape)
-    weights, biases, lifs, sources = [], [], [], []
+    weights, biases, lifs, sources, shapes = [], [], [], [], []
     run: list[nn.Module] = []
     readout_beta: float | None = None
     for i, (m, lname) in enumerate(zip(mods, names)):
@@ -155,6 +168,7 @@ def snn_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int, membr
                                     "this neuron layer has none before it")
             w, b, shape = dense_equivalent(run, shape)
             run = []
+            shapes.append(shape)
             weights.append(w)
             biases.append(b)
             sources.append(lname)
@@ -173,6 +187,16 @@ def snn_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int, membr
         raise LoweringError(lname, kind, "no QNet equivalent for this layer")
     if not weights:
         raise LoweringError(names[-1] if names else "snn", "SNN", "the network has no layer")
+
+    order: dict[int, list[int]] = {}
+    if neuron_order == "position":
+        for l in range(len(weights) - 1):  # hidden layers; the last one's are the classes
+            if len(shapes[l]) == 3:
+                c, h, w_ = shapes[l]
+                perm = np.arange(c * h * w_).reshape(c, h, w_).transpose(1, 2, 0).ravel()
+                weights[l], biases[l] = weights[l][perm], biases[l][perm]
+                weights[l + 1] = weights[l + 1][:, perm]
+                order[l] = list(shapes[l])
 
     shifts, resets = [], []
     for l, (lname, m) in enumerate(lifs):
@@ -219,6 +243,10 @@ def snn_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int, membr
             layer = dataclasses.replace(layer, bias=bias)
         layers.append(layer)
     meta = dict(q.meta, source_layers=sources)
+    if order:
+        # hidden layers numbered (y, x, c): neuron (y * W + x) * C + c of a [C, H, W] output
+        meta["neuron_order"] = {q.layers[l].name: {"order": "yxc", "shape": shp}
+                                for l, shp in order.items()}
     return dataclasses.replace(q, layers=tuple(layers), meta=meta)
 
 

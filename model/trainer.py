@@ -10,7 +10,11 @@
 * ``activity.json`` -- per layer: spikes per sample, spike rate, synaptic
   operations per sample (at the training step count);
 * ``curves.png`` -- loss and accuracies per epoch;
-* ``config.yaml`` -- the validated configuration.
+* ``config.yaml`` -- the validated configuration;
+* with an ``export`` section: ``NAME.qnet.yaml`` / ``NAME.qnet.npz`` (the
+  network lowered to a QNet, batch norms folded) and ``qnet.json`` (the
+  QNet's accuracy in the integer reference beside the float model's on the
+  same spikes, and how often they agree).
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ from .layers import (
 from .network import SNN
 from .neurons import beta_from_shifts
 
-__all__ = ["build_model", "load_data", "train_from_config"]
+__all__ = ["build_model", "export_qnet", "load_data", "train_from_config"]
 
 
 def load_data(cfg: TrainRunConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -318,7 +322,62 @@ def train_from_config(path: str | os.PathLike[str], out_dir: str | os.PathLike[s
     _write_json(activity, out / "activity.json")
     if history:
         plot_curves(history, out / "curves.png", cfg.name)
-    return {"history": history, "activity": activity}
+    result = {"history": history, "activity": activity}
+    if cfg.export is not None:
+        say.line("exporting the QNet and checking it in the integer reference")
+        result["qnet"] = export_qnet(model, cfg, x_test, y_test, out, config_path=str(path))
+        q = result["qnet"]
+        say.line(f"QNet {q['path']}: {100 * q['qnet_accuracy']:.2f} % on {q['samples']} test "
+                 f"images (float {100 * q['float_accuracy']:.2f} %, agreement "
+                 f"{100 * q['agreement']:.2f} %)")
+    return result
+
+
+def export_qnet(model: SNN, cfg: TrainRunConfig, x_test: torch.Tensor, y_test: torch.Tensor,
+                out: Path, *, config_path: str = "config") -> dict:
+    """Lower ``model`` to a QNet as ``cfg.export`` says, save it in ``out``, check it.
+
+    The first ``export.check_samples`` test images are encoded once (seeded by
+    ``cfg.seed``); the float model and the QNet reference run on the same
+    spikes. Writes ``out/NAME.qnet.{yaml,npz}`` and ``out/qnet.json``; returns
+    what ``qnet.json`` holds. A network a QNet cannot express raises one
+    :class:`SpikeforgeError` line naming the config and the layer.
+    """
+    from spikeforge.qnet import save_qnet
+    from spikeforge.reference import simulate
+
+    from .encoders import encode
+    from .lowering import LoweringError, snn_to_qnet
+
+    e = cfg.export
+    steps = e.timesteps or cfg.encoding.timesteps
+    model.eval()
+    try:
+        net = snn_to_qnet(model.folded(), cfg.model.input_shape, weight_bits=e.weight_bits,
+                          membrane_bits=e.membrane_bits, timesteps=steps, name=cfg.name)
+    except (LoweringError, ValueError) as err:
+        raise SpikeforgeError(f"{config_path}: field export: {err}") from None
+    ypath, _ = save_qnet(net, out / cfg.name)
+    n = min(e.check_samples, x_test.shape[0])
+    gen = torch.Generator().manual_seed(cfg.seed)
+    float_pred, qnet_pred = [], []
+    with torch.no_grad():
+        for i in range(0, n, cfg.eval.batch_size):
+            xb = x_test[i:min(i + cfg.eval.batch_size, n)]
+            s = encode(cfg.encoding.kind, xb, steps, gen)
+            float_pred.append(model(s).argmax(dim=1).numpy())
+            flat = s.reshape(steps, len(xb), -1).transpose(0, 1).numpy().astype(np.uint8)
+            qnet_pred.append(simulate(net, flat).predictions)
+    fp = np.concatenate(float_pred) if n else np.zeros(0, int)
+    qp = np.concatenate(qnet_pred) if n else np.zeros(0, int)
+    y = y_test[:n].numpy()
+    report = {"path": str(ypath), "samples": int(n), "timesteps": steps,
+              "weight_bits": e.weight_bits, "membrane_bits": e.membrane_bits,
+              "float_accuracy": float((fp == y).mean()) if n else float("nan"),
+              "qnet_accuracy": float((qp == y).mean()) if n else float("nan"),
+              "agreement": float((fp == qp).mean()) if n else float("nan")}
+    _write_json(report, out / "qnet.json")
+    return report
 
 
 def _without_epochs(doc: dict) -> dict:

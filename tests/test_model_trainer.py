@@ -177,3 +177,34 @@ def test_examples_validate_and_build(path: Path) -> None:
     with torch.no_grad():
         scores = net(encode(cfg.encoding.kind, x, 2, torch.Generator().manual_seed(0)))
     assert scores.shape == (2, cfg.model.layers[-1].dense)
+
+
+def test_export_writes_a_checked_qnet(tmp_path: Path, idx_folder: Path) -> None:
+    from spikeforge.model.encoders import encode
+    from spikeforge.qnet import load_qnet
+    from spikeforge.reference import simulate
+
+    extra = "export: {weight_bits: 8, membrane_bits: 16, check_samples: 40}"
+    res = train_from_config(_config(tmp_path, idx_folder, 2, extra), tmp_path / "e",
+                            progress=False)
+    rep = json.loads((tmp_path / "e" / "qnet.json").read_text())
+    assert rep == res["qnet"] and rep["samples"] == 40 and rep["timesteps"] == 4
+    net = load_qnet(tmp_path / "e" / "toy")
+    assert [layer.n_out for layer in net.layers] == [256, 16, 4]
+    assert net.meta["neuron_order"]["fc1"] == {"order": "yxc", "shape": [4, 8, 8]}
+    # qnet.json's accuracy is the reference's on the same seeded spikes
+    cfg = load_train_config(_config(tmp_path, idx_folder, 2, extra))
+    x = np.stack([_toy_images(64, seed=64)[0][:40] / 255.0]).reshape(40, 1, 8, 8)
+    y = _toy_images(64, seed=64)[1][:40]
+    s = encode(cfg.encoding.kind, torch.as_tensor(x, dtype=torch.float32), 4,
+               torch.Generator().manual_seed(cfg.seed))
+    pred = simulate(net, s.reshape(4, 40, -1).transpose(0, 1).numpy().astype(np.uint8)).predictions
+    assert rep["qnet_accuracy"] == pytest.approx(float((pred == y).mean()))
+    assert rep["qnet_accuracy"] > 0.5 and rep["agreement"] > 0.8
+
+
+def test_export_refuses_direct_input(tmp_path: Path, idx_folder: Path) -> None:
+    p = _config(tmp_path, idx_folder, 1, "export: {weight_bits: 4}")
+    p.write_text(p.read_text().replace("kind: bernoulli", "kind: direct"))
+    with pytest.raises(ConfigError, match=r"field export: a QNet reads spikes"):
+        load_train_config(p)

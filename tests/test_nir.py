@@ -221,7 +221,9 @@ def test_conv_network_quantizes_close_to_the_float_model() -> None:
     ref = reference.simulate(q, x.transpose(0, 1).reshape(32, 20, 64).numpy().astype(np.uint8))
     with torch.no_grad():
         out = model.run(x)
-    hidden = out.spikes[0].transpose(0, 1).reshape(32, 20, -1).numpy()
+    # the QNet numbers the conv's neurons position-major: (y, x, c)
+    assert q.meta["neuron_order"] == {q.layers[0].name: {"order": "yxc", "shape": [4, 8, 8]}}
+    hidden = out.spikes[0].transpose(0, 1).permute(0, 1, 3, 4, 2).reshape(32, 20, -1).numpy()
     # 12-bit weights: a few threshold crossings flip (and the change persists in the membrane)
     agree = np.mean(ref.spikes[q.layers[0].name] == hidden)
     assert agree > 0.995
@@ -346,3 +348,26 @@ def test_snntorch_graph_imports_with_the_same_predictions() -> None:
     q = nir_to_qnet(graph, weight_bits=8, membrane_bits=16, timesteps=16)
     agree = np.mean(reference.simulate(q, spikes).predictions == pred)
     assert agree >= 0.97, agree
+
+
+def test_conv_neurons_are_numbered_position_major() -> None:
+    """A contiguous range of a lowered conv's neurons reads a small receptive field."""
+    torch.manual_seed(2)
+    model = SNN([Conv2d(1, 4, 3, padding=1), LIF(0.75, 1.0), Flatten(), Dense(256, 10),
+                 LIF(0.75, 1.0), DenseReadout(10, 3)])
+
+    def widest(order: str) -> int:
+        q = snn_to_qnet(model, (1, 8, 8), weight_bits=8, membrane_bits=16, timesteps=4,
+                        neuron_order=order)
+        w = np.asarray(q.layers[0].weights)
+        return max(int(np.any(w[i:i + 32] != 0, axis=0).sum()) for i in range(0, 256, 32))
+
+    assert widest("position") == 24  # one output row, 8 positions x 4 channels: 3 x 8 lines
+    assert widest("channel") == 40  # 4 output rows of one channel: 5 x 8 lines
+    x = _spikes((4, 16, 1, 8, 8), p=0.4, seed=1).transpose(0, 1).reshape(16, 4, 64)
+    x = x.numpy().astype(np.uint8)
+    a = snn_to_qnet(model, (1, 8, 8), weight_bits=8, membrane_bits=16, timesteps=4)
+    b = snn_to_qnet(model, (1, 8, 8), weight_bits=8, membrane_bits=16, timesteps=4,
+                    neuron_order="channel")
+    ra, rb = reference.simulate(a, x), reference.simulate(b, x)
+    np.testing.assert_array_equal(ra.scores, rb.scores)  # the same network, renumbered
