@@ -7,7 +7,8 @@ percentile, Rueckauer 2017) and by threshold balancing (Sengupta 2019), and
 prints the accuracy of
 
 * the ANN on the clean test images;
-* the float converted SNN on Bernoulli rate-coded test images;
+* the float converted SNN on rate-coded test images (``--coding``: Bernoulli,
+  the default, or the deterministic regular code);
 * its QNet (8-bit weights, membrane widths from data), computed by
   ``QuantSNN.run`` (the QNet's integer arithmetic in float64);
 * the same QNet in the reference simulator (``spikeforge.reference.simulate``),
@@ -15,12 +16,15 @@ prints the accuracy of
 
 at T = 8, 16, 32, 64, 128. Each test image is rate coded once for 128 steps
 (``spikeforge.encoding.bernoulli``, seed ``1000 + chunk`` per chunk of 100
-images) and a run of T steps reads the first T steps; the float SNN and the
-QNet see the same bits. Every subset is the first N test images, and the ANN's
+images, or ``spikeforge.encoding.regular`` with ``--coding regular``) and a run
+of T steps reads the first T steps; the float SNN and the QNet see the same
+bits. The membrane widths are calibrated, and threshold balancing runs, on the
+same coding of training images. Every subset is the first N test images, and the ANN's
 accuracy on the same subset is printed beside it::
 
     .venv/bin/python benchmarks/convert.py --dataset fashion
     .venv/bin/python benchmarks/convert.py --dataset mnist
+    .venv/bin/python benchmarks/convert.py --dataset fashion --coding regular
 
 The trained ANN is cached under ``--out`` (``--retrain`` to train again).
 """
@@ -41,7 +45,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from spikeforge import datasets  # noqa: E402
-from spikeforge.encoding import bernoulli  # noqa: E402
+from spikeforge.encoding import bernoulli, regular  # noqa: E402
 from spikeforge.model.convert import (  # noqa: E402
     Method,
     convert,
@@ -50,6 +54,7 @@ from spikeforge.model.convert import (  # noqa: E402
     small_cnn,
     train_ann,
 )
+from spikeforge.model.encoders import Encoding  # noqa: E402
 from spikeforge.model.engine import retain_freed_memory  # noqa: E402
 from spikeforge.model.quantize import QuantSNN  # noqa: E402
 from spikeforge.reference import simulate  # noqa: E402
@@ -67,9 +72,16 @@ def load(name: str):
     return xtr, ytr, xte, yte
 
 
-def chunk_spikes(xte: np.ndarray, i: int) -> np.ndarray:
+def code(x: np.ndarray, seed: int, coding: Encoding) -> np.ndarray:
+    """uint8 ``[n, 128, 784]`` spikes of images ``x`` (``seed``: Bernoulli only)."""
+    if coding is Encoding.REGULAR:
+        return regular(x, max(STEPS))
+    return bernoulli(x, max(STEPS), seed)
+
+
+def chunk_spikes(xte: np.ndarray, i: int, coding: Encoding) -> np.ndarray:
     """uint8 ``[n, 128, 784]`` of test chunk ``i`` (images ``i*CHUNK ...``)."""
-    return bernoulli(xte[i * CHUNK:(i + 1) * CHUNK], max(STEPS), 1000 + i)
+    return code(xte[i * CHUNK:(i + 1) * CHUNK], 1000 + i, coding)
 
 
 def as_time_major(spikes: np.ndarray, shape=None) -> torch.Tensor:
@@ -95,12 +107,17 @@ def main() -> None:
     ap.add_argument("--weight-bits", type=int, default=8)
     ap.add_argument("--membrane-calib", type=int, default=100,
                     help="training images whose 128-step membranes set the widths")
+    ap.add_argument("--coding", choices=("bernoulli", "regular"), default="bernoulli",
+                    help="input spikes: Bernoulli (seeded) or the deterministic regular code")
+    ap.add_argument("--percentile", type=float, default=99.9,
+                    help="percentile of the ReLU outputs for normalization")
     ap.add_argument("--methods", nargs="+", default=["norm", "balance"],
                     choices=["norm", "balance"])
     ap.add_argument("--out", default="out/bench-convert")
     ap.add_argument("--retrain", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    coding = Encoding(args.coding)
     torch.set_num_threads(1)
     retain_freed_memory()
     t_start = time.time()
@@ -140,12 +157,12 @@ def main() -> None:
         method = Method(mname)
         t0 = time.time()
         conv = convert(net, xtr_t[:args.calib], method, timesteps=args.balance_steps,
-                       seed=args.seed)
+                       seed=args.seed, percentile=args.percentile, coding=coding)
         t_conv = time.time() - t0
         snn_ok = np.zeros((len(STEPS), n_snn), dtype=bool)
         t0 = time.time()
         for c in range(-(-n_snn // CHUNK)):
-            sp = chunk_spikes(xte, c)[:n_snn - c * CHUNK]
+            sp = chunk_spikes(xte, c, coding)[:n_snn - c * CHUNK]
             for k, sc in enumerate(scores_per_steps(conv.snn, as_time_major(sp, SHAPE), STEPS)):
                 snn_ok[k, c * CHUNK:c * CHUNK + len(sp)] = (
                     sc.argmax(1).numpy() == yte[c * CHUNK:c * CHUNK + len(sp)])
@@ -153,27 +170,28 @@ def main() -> None:
 
         t0 = time.time()
         q = QuantSNN(conv.layers, args.weight_bits)
-        cal = as_time_major(bernoulli(xtr[:args.membrane_calib], max(STEPS), 7))
+        cal = as_time_major(code(xtr[:args.membrane_calib], 7, coding))
         bits = q.calibrate([cal[:, i:i + 25] for i in range(0, cal.shape[1], 25)],
                            margin_bits=1)
         qnet = q.to_qnet(timesteps=max(STEPS), name=f"{args.dataset}_{mname}",
                          input_shape=SHAPE)
         q_pred = np.zeros((len(STEPS), n_q), dtype=np.int64)
         for c in range(-(-n_q // CHUNK)):
-            sp = chunk_spikes(xte, c)[:n_q - c * CHUNK]
+            sp = chunk_spikes(xte, c, coding)[:n_q - c * CHUNK]
             r = q.run(as_time_major(sp))
             for k, t in enumerate(STEPS):
                 q_pred[k, c * CHUNK:c * CHUNK + len(sp)] = r.readout[t - 1].argmax(1).numpy()
         t_q = time.time() - t0
 
         t0 = time.time()
-        sp0 = chunk_spikes(xte, 0)[:n_ref]
+        sp0 = chunk_spikes(xte, 0, coding)[:n_ref]
         ref_pred = np.stack([simulate(qnet, sp0[:, :t]).predictions for t in STEPS])
         t_ref = time.time() - t0
         same = bool(np.array_equal(ref_pred, q_pred[:, :n_ref]))
 
-        print(f"\n## {args.dataset}, {method.value} "
-              f"({'99.9th percentile' if method is Method.NORM else 'threshold balancing'})")
+        what = (f"{args.percentile:g}th percentile" if method is Method.NORM
+                else "threshold balancing")
+        print(f"\n## {args.dataset}, {method.value} ({what}), {coding.value} input coding")
         print(f"thresholds {[round(t, 4) for t in conv.thresholds]}; QNet {args.weight_bits}-bit "
               f"weights, integer thresholds {[l.threshold for l in qnet.layers if l.fire]}, "
               f"membrane bits {bits}")

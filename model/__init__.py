@@ -10,7 +10,14 @@ from .backres import BackRes
 from .config import TrainRunConfig, load_train_config
 from .convert import Conversion, Method, ReLUNet, convert
 from .data import load_digits_split, rate_code_copies
-from .encoders import Encoding, bernoulli_spikes, direct_input, encode, latency_spikes
+from .encoders import (
+    Encoding,
+    bernoulli_spikes,
+    direct_input,
+    encode,
+    latency_spikes,
+    regular_spikes,
+)
 from .engine import (
     EpochResult,
     epoch_seed,
@@ -137,6 +144,7 @@ __all__ = [
     "rate_code_copies",
     "readout_step",
     "refractory_lif_step",
+    "regular_spikes",
     "retain_freed_memory",
     "run_steps",
     "shift_leak",

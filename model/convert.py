@@ -34,10 +34,10 @@ channel-major, as ``torch.flatten`` orders them. The QNet itself comes from
 :class:`~spikeforge.model.quantize.QuantSNN` (per-layer weight scale, membrane
 widths from data).
 
-The SNN reads rate-coded pixels: Bernoulli spikes from
-:func:`spikeforge.encoding.bernoulli`, the coder of the hardware chain, so the
-float SNN, the QNet in the reference and the RTL see the same bits
-(:func:`rate_code`).
+The SNN reads rate-coded pixels made by the numpy coders of the hardware
+chain (:func:`rate_code`): Bernoulli spikes (:func:`spikeforge.encoding.bernoulli`)
+or the deterministic regular code (:func:`spikeforge.encoding.regular`), so the
+float SNN, the QNet in the reference and the RTL see the same bits.
 """
 
 from __future__ import annotations
@@ -51,11 +51,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from spikeforge.encoding import bernoulli
+from spikeforge.encoding import bernoulli, regular
 from spikeforge.mapping.lowering import Flatten as Order
 from spikeforge.mapping.lowering import conv2d_output_shape, conv2d_to_dense
 from spikeforge.qnet import Reset
 
+from .encoders import Encoding
 from .export import FloatDense
 from .layers import LIF, Conv2d, Dense, DenseReadout, Flatten, Pool2d, PoolKind
 from .network import SNN
@@ -211,14 +212,23 @@ def evaluate_ann(net: ReLUNet, x: torch.Tensor, y: torch.Tensor, batch_size: int
 
 
 def rate_code(x: np.ndarray | torch.Tensor, timesteps: int, seed: int,
-              shape: tuple[int, ...] | None = None) -> torch.Tensor:
-    """Bernoulli spikes of intensities ``[N, n]`` as a time-major float tensor ``[T, N, *shape]``.
+              shape: tuple[int, ...] | None = None,
+              coding: Encoding = Encoding.BERNOULLI) -> torch.Tensor:
+    """Spikes of intensities ``[N, n]`` as a time-major float tensor ``[T, N, *shape]``.
 
-    The bits are those of :func:`spikeforge.encoding.bernoulli` ``(x, timesteps, seed)``,
-    which the reference and the RTL read as ``[N, T, n]``.
+    The bits are those of :func:`spikeforge.encoding.bernoulli` ``(x, timesteps, seed)``
+    (``coding`` BERNOULLI) or :func:`spikeforge.encoding.regular` ``(x, timesteps)``
+    (REGULAR; ``seed`` unused), which the reference and the RTL read as ``[N, T, n]``.
     """
     x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-    s = torch.from_numpy(bernoulli(x, timesteps, seed)).to(torch.float32).transpose(0, 1)
+    if coding is Encoding.BERNOULLI:
+        bits = bernoulli(x, timesteps, seed)
+    elif coding is Encoding.REGULAR:
+        bits = regular(x, timesteps)
+    else:
+        raise ValueError(f"coding must be Encoding.BERNOULLI or Encoding.REGULAR (a QNet reads "
+                         f"bits made by the numpy coders), not {coding!r}")
+    s = torch.from_numpy(bits).to(torch.float32).transpose(0, 1)
     return s.reshape(timesteps, len(x), *(shape or (x.shape[1],)))
 
 
@@ -446,16 +456,17 @@ class Conversion:
 
 
 def convert(net: ReLUNet, x: torch.Tensor, method: Method = Method.NORM, *,
-            percentile: float = 99.9, timesteps: int = 32, seed: int = 0) -> Conversion:
+            percentile: float = 99.9, timesteps: int = 32, seed: int = 0,
+            coding: Encoding = Encoding.BERNOULLI) -> Conversion:
     """Convert ``net`` with thresholds from the training images ``x`` ``[N, ...]``.
 
-    ``percentile`` is used by :attr:`Method.NORM`; ``timesteps`` and ``seed``
-    (the rate coding of ``x``) by :attr:`Method.BALANCE`.
+    ``percentile`` is used by :attr:`Method.NORM`; ``timesteps``, ``seed`` and
+    ``coding`` (the rate coding of ``x``, :func:`rate_code`) by :attr:`Method.BALANCE`.
     """
     if method is Method.NORM:
         th = norm_thresholds(net, x, percentile)
     elif method is Method.BALANCE:
-        th = balance_thresholds(net, rate_code(x, timesteps, seed, net.in_shape))
+        th = balance_thresholds(net, rate_code(x, timesteps, seed, net.in_shape, coding))
     else:
         raise ValueError(f"method must be a Method, not {method!r}")
     return Conversion(thresholds=th, snn=to_snn(net, th), layers=to_float_layers(net, th))

@@ -17,6 +17,12 @@ time-major input ``[T, B, ...]``:
 * :attr:`Encoding.LATENCY` -- time-to-first-spike: one spike at step
   ``round((1 - x) * (T - 1))``, brighter is earlier; ``x <= cutoff`` never
   spikes. Deterministic.
+* :attr:`Encoding.REGULAR` -- deterministic rate coding: each line is an
+  integrate-and-fire neuron (threshold 1, reset by subtraction, starting at
+  1/2) driven by its intensity, ``s[t] = floor((t+1) x + 1/2) - floor(t x + 1/2)``;
+  the first ``t`` steps hold ``round(t x)`` spikes for every ``t``. The same bits
+  as :func:`spikeforge.encoding.regular`, the numpy coder a QNet's input is made
+  with, so a model trained on it runs on a QNet with identical input.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ import torch
 
 from . import native
 
-__all__ = ["Encoding", "bernoulli_spikes", "direct_input", "encode", "latency_spikes"]
+__all__ = ["Encoding", "bernoulli_spikes", "direct_input", "encode", "latency_spikes",
+           "regular_spikes"]
 
 
 class Encoding(enum.Enum):
@@ -36,6 +43,7 @@ class Encoding(enum.Enum):
     BERNOULLI = "bernoulli"
     DIRECT = "direct"
     LATENCY = "latency"
+    REGULAR = "regular"
 
 
 def _check(x: torch.Tensor, timesteps: int) -> None:
@@ -105,6 +113,35 @@ def latency_spikes(x: torch.Tensor, timesteps: int, cutoff: float = 0.0) -> torc
     return (steps == t_fire.unsqueeze(0)).to(x.dtype if x.is_floating_point() else torch.float32)
 
 
+def regular_spikes(x: torch.Tensor, timesteps: int) -> torch.Tensor:
+    """Deterministic rate coding, ``[B, ...] -> [T, B, ...]`` 0/1 in ``x``'s float dtype.
+
+    ``s[t] = floor((t + 1) x + 1/2) - floor(t x + 1/2)`` for ``t = 0 .. T-1``: an
+    integrate-and-fire neuron per line with constant input ``x``, threshold 1,
+    reset by subtraction and initial membrane 1/2 (why 1/2:
+    :data:`spikeforge.encoding.REGULAR_PHASE`). Computed in float64 as the numpy
+    coder :func:`spikeforge.encoding.regular` is, so the bits are equal.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Intensities; values outside ``[0, 1]`` are clamped.
+    timesteps : int
+        Steps ``T``.
+
+    Returns
+    -------
+    torch.Tensor
+        0/1 ``[T, B, ...]``; the first ``t`` steps of a line hold ``floor(t x + 1/2)`` spikes.
+    """
+    _check(x, timesteps)
+    xd = x.detach().to(torch.float64).clamp(0.0, 1.0)
+    t = torch.arange(timesteps + 1, dtype=torch.float64, device=x.device)
+    count = torch.floor(t.view(-1, *([1] * x.ndim)) * xd.unsqueeze(0) + 0.5)
+    dtype = x.dtype if x.is_floating_point() else torch.float32
+    return (count[1:] - count[:-1]).to(dtype)
+
+
 def encode(kind: Encoding, x: torch.Tensor, timesteps: int,
            generator: torch.Generator) -> torch.Tensor:
     """Encode ``x`` with ``kind``; ``generator`` is used by Bernoulli coding only."""
@@ -114,4 +151,6 @@ def encode(kind: Encoding, x: torch.Tensor, timesteps: int,
         return direct_input(x, timesteps)
     if kind is Encoding.LATENCY:
         return latency_spikes(x, timesteps)
+    if kind is Encoding.REGULAR:
+        return regular_spikes(x, timesteps)
     raise ValueError(f"kind must be an Encoding, not {kind!r}")

@@ -1,28 +1,69 @@
-"""Input coding that every part of the chain shares (numpy only, seeded).
+"""Input coding that every part of the chain shares (numpy only).
 
-Bernoulli rate coding: at each step, each input line spikes when its intensity
-in [0, 1] exceeds a uniform random number. The random numbers come from
-``numpy.random.default_rng(seed)`` drawn as one ``[N, T, n_in]`` block, so the
-same seed gives the same bits in training, in the reference and in the RTL run.
+* Bernoulli rate coding (:func:`bernoulli`): at each step, each input line
+  spikes when its intensity in [0, 1] exceeds a uniform random number. The
+  random numbers come from ``numpy.random.default_rng(seed)`` drawn as one
+  ``[N, T, n_in]`` block, so the same seed gives the same bits in training, in
+  the reference and in the RTL run.
+* Regular rate coding (:func:`regular`): deterministic; each line is an
+  integrate-and-fire neuron driven by its intensity (see the function).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["bernoulli", "onchip_rate_encode", "sample_seeds", "xorshift32"]
+__all__ = ["REGULAR_PHASE", "bernoulli", "onchip_rate_encode", "regular", "sample_seeds",
+           "xorshift32"]
+
+
+def _intensities(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"intensities must be [N, n_in], not {list(x.shape)}")
+    if x.size and not (x.min() >= 0.0 and x.max() <= 1.0):
+        raise ValueError("intensities must lie in [0, 1]")
+    return x
 
 
 def bernoulli(x: np.ndarray, timesteps: int, seed: int) -> np.ndarray:
     """Rate-code intensities ``x`` (``[N, n_in]`` in [0, 1]) into uint8 ``[N, T, n_in]``."""
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"intensities must be [N, n_in], not {list(x.shape)}")
-    if x.size and (x.min() < 0.0 or x.max() > 1.0):
-        raise ValueError("intensities must lie in [0, 1]")
+    x = _intensities(x)
     rng = np.random.default_rng(seed)
     u = rng.random((x.shape[0], timesteps, x.shape[1]))
     return (u < x[:, None, :]).astype(np.uint8)
+
+
+# Initial membrane of the regular coder's integrate-and-fire pixels (threshold 1).
+# 0.5 makes the spike count after every prefix of t steps the nearest integer
+# to t*x (halves round up), the smallest possible error |count - t*x| <= 1/2, so
+# a run of T steps can read the first T steps of a longer code. Phase 0 would
+# give floor(t*x): always low, by x/2 on average, and a late first spike.
+REGULAR_PHASE = 0.5
+
+
+def regular(x: np.ndarray, timesteps: int) -> np.ndarray:
+    """Deterministic rate code: intensities ``[N, n_in]`` in [0, 1] to uint8 ``[N, T, n_in]``.
+
+    Each line is an integrate-and-fire neuron with threshold 1 and reset by
+    subtraction, driven by the constant input ``x`` and starting at
+    ``REGULAR_PHASE`` = 1/2::
+
+        s[t] = floor((t + 1) x + 1/2) - floor(t x + 1/2),    t = 0 .. T-1
+
+    so the spike count of the first ``t`` steps is ``floor(t x + 1/2)``, ``t x``
+    rounded to the nearest integer (halves up), for every ``t <= T``: 0 never
+    spikes, 1 spikes at every step, 1/2 at steps 0, 2, 4, ... The code needs no
+    seed; the arithmetic is float64, so :func:`spikeforge.model.encoders.regular_spikes`
+    gives the same bits for the same (float32 or float64) intensities.
+    """
+    x = _intensities(x)
+    if isinstance(timesteps, bool) or not isinstance(timesteps, (int, np.integer)) \
+            or timesteps < 1:
+        raise ValueError(f"timesteps must be a positive integer, not {timesteps!r}")
+    t = np.arange(timesteps + 1, dtype=np.float64)
+    count = np.floor(t[None, :, None] * x[:, None, :] + REGULAR_PHASE)
+    return np.diff(count, axis=1).astype(np.uint8)
 
 
 # ----------------------------------------------------------------------------- on-chip
