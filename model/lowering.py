@@ -1,4 +1,4 @@
-"""Lower a float :class:`SNN` (dense, conv, pooling) to a QNet of dense layers.
+"""Lower a float :class:`SNN` (dense, conv, pooling, BackRes) to a QNet of dense layers.
 
 A QNet layer is ``dense`` (SPEC.md §1: "a conv is lowered to dense with its
 weights unrolled"). Every run of stateless layers between two neuron layers
@@ -22,6 +22,12 @@ in PyTorch's channel-major order: a contiguous range of neurons -- what one
 neuron tile of the hardware holds -- then covers a small patch of the image and
 reads a small receptive field, so its weight memory is shallow (``neuron_order
 = "channel"`` keeps PyTorch's order). ``meta["neuron_order"]`` records it.
+
+A :class:`~spikeforge.model.backres.BackRes` block is unrolled
+(:func:`backres_to_qnet`): its ``n`` steps become ``n`` consecutive QNet
+layers with the same integer weights and one threshold per step. A ReLU layer
+(:mod:`spikeforge.model.hybrid`) is refused: it sends real values, and a QNet
+layer reads spikes.
 """
 
 from __future__ import annotations
@@ -37,13 +43,15 @@ from torch import nn
 
 from spikeforge.qnet import QNet, Reset
 
+from .backres import BackRes
 from .export import _check_fits, to_qnet
+from .hybrid import ReLU
 from .layers import LIF, Conv2d, Dense, DenseReadout, Dropout, Flatten, Pool2d, SpikeCountReadout
 from .mlp import LIFMLP
 from .network import SNN
 from .nir_convention import leak_shifts_for, nearest_leak
 
-__all__ = ["LoweringError", "dense_equivalent", "snn_to_qnet"]
+__all__ = ["LoweringError", "backres_to_qnet", "dense_equivalent", "snn_to_qnet"]
 
 _STATELESS = (Dense, Conv2d, Pool2d, Flatten)
 
@@ -112,7 +120,8 @@ def snn_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int, membr
         Layers from :mod:`spikeforge.model.layers`: runs of ``Dense``,
         ``Conv2d``, ``Pool2d``, ``Flatten``, ``Dropout``, each followed by a
         ``LIF`` (reset to zero or by subtraction, no refractory period), ending
-        in a ``DenseReadout`` or a ``SpikeCountReadout``.
+        in a ``DenseReadout`` or a ``SpikeCountReadout``. A network with a
+        ``BackRes`` block is handed to :func:`backres_to_qnet`.
     input_shape : sequence of int
         Per-sample input shape (``(n,)`` or ``(C, H, W)``).
     weight_bits, membrane_bits : int
@@ -144,6 +153,11 @@ def snn_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int, membr
     """
     if neuron_order not in ("position", "channel"):
         raise ValueError(f"neuron_order must be 'position' or 'channel', not {neuron_order!r}")
+    if any(isinstance(m, BackRes) for m in snn.layers):
+        return backres_to_qnet(snn, input_shape, weight_bits=weight_bits,
+                               membrane_bits=membrane_bits, timesteps=timesteps, name=name,
+                               leak_tolerance=leak_tolerance, layer_names=layer_names,
+                               neuron_order=neuron_order)
     mods = list(snn.layers)
     names = (list(layer_names) if layer_names is not None
              else [f"{i}:{type(m).__name__}" for i, m in enumerate(mods)])
@@ -184,6 +198,8 @@ def snn_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int, membr
                 raise LoweringError(lname, kind, "the spike counts must be read from a neuron "
                                     "layer directly")
             continue
+        if isinstance(m, ReLU):
+            raise LoweringError(lname, kind, _RELU_REASON)
         raise LoweringError(lname, kind, "no QNet equivalent for this layer")
     if not weights:
         raise LoweringError(names[-1] if names else "snn", "SNN", "the network has no layer")
@@ -206,7 +222,8 @@ def snn_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int, membr
         k = leak_shifts_for(p.beta, tolerance=leak_tolerance, max_shift=membrane_bits - 1)
         if k is None:
             raise LoweringError(lname, "LIF", _no_leak(p.beta, leak_tolerance, membrane_bits))
-        theta = float(p.threshold)
+        # a learnable threshold is a tensor that requires grad
+        theta = float(p.threshold.detach() if torch.is_tensor(p.threshold) else p.threshold)
         weights[l], biases[l] = weights[l] / theta, biases[l] / theta
         shifts.append(k)
         resets.append(p.reset)
@@ -257,3 +274,152 @@ def _no_leak(beta: float, tolerance: float, membrane_bits: int) -> str:
             f"membrane_bits = {membrane_bits}) within {tolerance:g}; the nearest is {near:.8g} "
             f"(shifts {list(shifts)}, {gap:.2g} away). Train with leak shifts, or raise "
             "leak_tolerance to accept the nearest")
+
+
+_RELU_REASON = ("ReLU neurons send real values and a QNet layer reads spikes (0/1), so a hybrid "
+                "network cannot run as a QNet; compute its ReLU layers off-chip, or convert "
+                "them to IF neurons (spikeforge.model.convert)")
+
+
+def backres_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int,
+                    membrane_bits: int, timesteps: int, name: str = "snn",
+                    leak_tolerance: float = 1e-5, layer_names: Sequence[str] | None = None,
+                    neuron_order: str = "position") -> QNet:
+    """Quantize an SNN with weight-shared layers (BackRes blocks) into a QNet of dense layers.
+
+    A :class:`~spikeforge.model.backres.BackRes` block of ``n`` steps is
+    unrolled into ``body, LIF_1, body, LIF_2, ..., body, LIF_n`` (the same body
+    module every time) and the network is lowered by :func:`snn_to_qnet`: the
+    block becomes ``n`` consecutive QNet layers, one threshold per step. Step
+    ``k`` has the float weights ``W / theta_k``, which per-layer scaling maps to
+    the same integers ``round(W (2^(wb-1) - 1) / max|W|)`` whatever ``theta_k``,
+    with the integer threshold ``ceil(theta_k (2^(wb-1) - 1) / max|W|)``; the
+    float32 arithmetic of that scaling can round a tie differently in one step,
+    so the integers of a shared module's first use are written to all its uses
+    (they differ by at most 1, checked) and the unrolled layers are equal.
+
+    Sharing is found by module identity: every synaptic module (``Dense`` or
+    ``Conv2d``) that makes up a QNet layer on its own and is used more than
+    once -- a BackRes body, or the reused op of a converted
+    :class:`~spikeforge.model.convert.ReLUNet` (``convert(...).snn``) -- gets
+    identical integers in every use. A use that a preceding ``Pool2d``,
+    ``Flatten`` or ``Dense`` was folded into has other weights and is left as
+    lowered. With ``neuron_order="position"`` the equality holds in the
+    position-major numbering of each layer; a conv block that reads the
+    network's input directly has its first step's columns in the input's
+    channel-major order (the same integers, permuted).
+
+    Parameters
+    ----------
+    snn, input_shape, weight_bits, membrane_bits, timesteps, name, leak_tolerance, layer_names,
+    neuron_order
+        As for :func:`snn_to_qnet`.
+
+    Returns
+    -------
+    QNet
+        ``meta["backres"]`` maps each block (by its layer name) to the names
+        of its step layers; ``meta["shared_weights"]`` maps each later use of
+        a shared module to the layer of its first use.
+
+    Raises
+    ------
+    LoweringError
+        Naming the first layer a QNet cannot express, and why.
+    """
+    mods = list(snn.layers)
+    names = (list(layer_names) if layer_names is not None
+             else [f"{i}:{type(m).__name__}" for i, m in enumerate(mods)])
+    if len(names) != len(mods):
+        raise ValueError(f"layer_names has {len(names)} names for {len(mods)} layers")
+    flat, flat_names, blocks = [], [], {}
+    for m, lname in zip(mods, names):
+        if not isinstance(m, BackRes):
+            flat.append(m)
+            flat_names.append(lname)
+            continue
+        blocks[lname] = []
+        for k, lif in enumerate(m.neurons, 1):
+            flat += [m.body, lif]
+            flat_names += [f"{lname}/body", f"{lname}/step{k}"]
+            blocks[lname].append(f"{lname}/step{k}")
+    q = snn_to_qnet(SNN(flat), input_shape, weight_bits=weight_bits,
+                    membrane_bits=membrane_bits, timesteps=timesteps, name=name,
+                    leak_tolerance=leak_tolerance, layer_names=flat_names,
+                    neuron_order=neuron_order)
+    layers = list(q.layers)
+    shared: dict[str, str] = {}
+    for uses in _shared_uses(flat, q):
+        w0, b0 = _canonical(q, uses[0])
+        for l in uses[1:]:
+            w, b = _canonical(q, l)
+            gap = max(int(np.abs(w - w0).max()), int(np.abs(b - b0).max()))
+            if gap > 1:  # the same float weights and scale; only a tie may round apart
+                raise AssertionError(f"layer {layers[l].name}: a use of a shared module "
+                                     f"differs from {layers[uses[0]].name} by {gap}")
+            w, b = _numbered(q, l, w0, b0)
+            _check_fits(layers[l].name, w, b, int(layers[l].threshold), membrane_bits)
+            layers[l] = dataclasses.replace(layers[l], weights=w,
+                                            bias=b if np.any(b) else None)
+            shared[layers[l].name] = layers[uses[0]].name
+    meta = dict(q.meta)
+    if blocks:
+        qname = {src: layer.name for src, layer in zip(q.meta["source_layers"], q.layers)}
+        meta["backres"] = {b: [qname[s] for s in steps] for b, steps in blocks.items()}
+    if shared:
+        meta["shared_weights"] = shared
+    return dataclasses.replace(q, layers=tuple(layers), meta=meta)
+
+
+def _shared_uses(flat: Sequence[nn.Module], q: QNet) -> list[list[int]]:
+    """QNet layer indices of each synaptic module that alone makes up two or more layers."""
+    runs: list[list[nn.Module]] = []
+    run: list[nn.Module] = []
+    for m in flat:  # the runs of snn_to_qnet, one per QNet layer (it has checked them)
+        if isinstance(m, _STATELESS):
+            run.append(m)
+        elif isinstance(m, LIF | DenseReadout):
+            runs.append(run + [m] if isinstance(m, DenseReadout) else run)
+            run = []
+    uses: dict[tuple[int, tuple[int, ...]], list[int]] = {}
+    for l, r in enumerate(runs):
+        if len(r) == 1 and isinstance(r[0], Dense | Conv2d):
+            # a conv applied to inputs of different sizes has different matrices
+            uses.setdefault((id(r[0]), np.shape(q.layers[l].weights)), []).append(l)
+    return [u for u in uses.values() if len(u) > 1]
+
+
+def _yxc(shape: Sequence[int]) -> np.ndarray:
+    """``perm`` with neuron ``a`` of the position-major numbering = channel-major ``perm[a]``."""
+    c, h, w = (int(n) for n in shape)
+    return np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).ravel()
+
+
+def _orders(q: QNet, l: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Position-major permutations of layer ``l``'s rows and columns (None: channel-major)."""
+    order = q.meta.get("neuron_order", {})
+    rows = order.get(q.layers[l].name)
+    cols = order.get(q.layers[l - 1].name) if l > 0 else None
+    return (_yxc(rows["shape"]) if rows else None, _yxc(cols["shape"]) if cols else None)
+
+
+def _canonical(q: QNet, l: int) -> tuple[np.ndarray, np.ndarray]:
+    """Layer ``l``'s integer weights and bias with rows and columns channel-major."""
+    w, b = np.asarray(q.layers[l].weights), q.layers[l].biases
+    rows, cols = _orders(q, l)
+    if rows is not None:
+        inv = np.argsort(rows)
+        w, b = w[inv], b[inv]
+    if cols is not None:
+        w = w[:, np.argsort(cols)]
+    return w, b
+
+
+def _numbered(q: QNet, l: int, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Channel-major weights and bias in layer ``l``'s numbering (inverse of :func:`_canonical`)."""
+    rows, cols = _orders(q, l)
+    if rows is not None:
+        w, b = w[rows], b[rows]
+    if cols is not None:
+        w = w[:, cols]
+    return w.copy(), b.copy()
