@@ -139,6 +139,9 @@ def _spikingjelly_model(beta: float) -> nn.Module:
     return Net()
 
 
+_ADAM = {"fused": {"fused": True}, "foreach": {"foreach": True}}
+
+
 def _worker(args: argparse.Namespace) -> dict:
     impl = args.impl[0]
     if impl.startswith("spikeforge") or args.malloc_all:
@@ -173,7 +176,8 @@ def _worker(args: argparse.Namespace) -> dict:
         def encode(x, gen):
             return bernoulli_spikes(x, args.timesteps, gen)
 
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    # the same torch optimizer for every implementation; --adam foreach is torch's default
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, **_ADAM[args.adam])
     gen = torch.Generator().manual_seed(args.seed)
     loss_fn = nn.CrossEntropyLoss()
     epoch_s = []
@@ -216,6 +220,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=0, help="train on the first N images only")
     p.add_argument("--peers-path", default="/work/peers")
+    p.add_argument("--adam", choices=tuple(_ADAM), default="fused",
+                   help="torch's Adam for every implementation: one fused kernel (default, "
+                        "what spikeforge's trainer uses) or torch's default foreach loop")
     p.add_argument("--malloc-all", action="store_true",
                    help="also give the peers spikeforge's malloc setting (retain_freed_memory)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -227,7 +234,8 @@ def main() -> None:
     results = []
     for impl in args.impl:
         cmd = [sys.executable, __file__, "--worker", "--impl", impl]
-        for k in ("epochs", "threads", "timesteps", "beta", "seed", "limit", "peers_path"):
+        for k in ("epochs", "threads", "timesteps", "beta", "seed", "limit", "peers_path",
+                  "adam"):
             cmd += [f"--{k.replace('_', '-')}", str(getattr(args, k))]
         if args.malloc_all:
             cmd.append("--malloc-all")
