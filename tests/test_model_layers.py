@@ -160,3 +160,17 @@ def test_snn_gradients_reach_every_layer() -> None:
     loss.backward()
     for name, p in net.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_bernoulli_native_pass_equals_the_numpy_stream(monkeypatch) -> None:
+    """The C pass and the numpy splitmix64 stream give the same spikes, and a known draw."""
+    from spikeforge.model import encoders, native
+
+    # splitmix64 from state 0: the first output is 0xE220A8397B1DCDAF
+    assert encoders.splitmix_draws(0, 4).astype("<i2").view("<u2").tolist() == [
+        0xCDAF, 0x7B1D, 0xA839, 0xE220]
+    x = torch.rand(5, 3, 7)
+    fast = bernoulli_spikes(x, 11, torch.Generator().manual_seed(9))
+    monkeypatch.setattr(native, "usable", lambda t: False)
+    slow = bernoulli_spikes(x, 11, torch.Generator().manual_seed(9))
+    assert native.available() and torch.equal(fast, slow)
