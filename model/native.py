@@ -30,8 +30,8 @@ from spikeforge.qnet import Reset
 
 from .surrogate import Surrogate
 
-__all__ = ["available", "bernoulli_f32", "bernoulli_splitmix_f32", "event_csr", "event_wgrad", "gather_sum", "lif_backward",
-           "lif_forward"]
+__all__ = ["available", "bernoulli_f32", "bernoulli_splitmix_f32", "event_csr", "event_wgrad",
+           "gather_sum", "lif_backward", "lif_forward"]
 
 _FWD = r"""
 #include <stdint.h>
@@ -226,7 +226,8 @@ void bernoulli_splitmix_f32(uint64_t seed, const int32_t* restrict level, int64_
     for (int64_t k0 = 0; k0 < total; k0 += 4 * B) {
         int64_t cnt = total - k0 < 4 * B ? total - k0 : 4 * B;
         uint64_t base = (uint64_t)(k0 >> 2);
-        for (int64_t i = 0; i < (cnt + 3) / 4; i++) buf[i] = splitmix64_at(seed, base + (uint64_t)i);
+        for (int64_t i = 0; i < (cnt + 3) / 4; i++)
+            buf[i] = splitmix64_at(seed, base + (uint64_t)i);
         const int16_t* r = (const int16_t*)buf;  /* little-endian: field k % 4 from the low bits */
         float* o = out + k0;
         int64_t q = 0;
