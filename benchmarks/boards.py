@@ -11,7 +11,7 @@ Prints one table row per case, and the Spiker+ comparison:
     .venv/bin/python benchmarks/boards.py [--cases mnist128,conv] [--samples 1000]
 
 The ``conv`` case is mapped first (``spikeforge map`` onto 1024 x 64 tiles,
-no balancing, activity from 200 test digits): one neuron tile per output row
+no balancing, activity from the first 64 test digits): one neuron tile per output row
 of the convolution, so each tile memory holds only its receptive field.
 
 Builds take minutes each (one at a time); each folder keeps its logs and build.json.
@@ -73,9 +73,9 @@ def run_case(name: str, samples: int, rebuild: bool) -> dict:
         if rebuild or not mapping.exists():
             pixels = folder / "map_inputs.npy"
             pixels.parent.mkdir(parents=True, exist_ok=True)
-            np.save(pixels, _pixels(data, 200))
+            np.save(pixels, _pixels(data, 64))
             cmd = [sys.executable, "-m", "spikeforge.cli", "map", f"{qnet_path}.qnet.yaml",
-                   "--hw", str(hw), "--inputs", str(pixels), "--no-balance",
+                   "--hw", str(hw), "--inputs", str(pixels), "--samples", "64", "--no-balance",
                    "--out", str(mapping.parent)]
             print(" ".join(cmd[2:]), flush=True)
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)

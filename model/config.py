@@ -225,7 +225,7 @@ def load_train_config(path: str | os.PathLike[str]) -> TrainRunConfig:
         raise _config_error(str(p), e) from None
     if cfg.export is not None and cfg.encoding.kind is Encoding.DIRECT:
         raise ConfigError(str(p), "export", "a QNet reads spikes and direct input is "
-                          "real-valued: export needs encoding.kind bernoulli or latency")
+                          "real-valued: export needs encoding.kind bernoulli, latency or regular")
     return cfg
 
 

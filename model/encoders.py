@@ -5,10 +5,12 @@ time-major input ``[T, B, ...]``:
 
 * :attr:`Encoding.BERNOULLI` -- rate coding: at each step a line spikes when
   its intensity exceeds a uniform random number, ``P(spike) = x``. The random
-  numbers are 16-bit integers cut from full 64-bit words of a seeded
-  :class:`torch.Generator` (``P = round(x * 2^16) / 2^16``); drawing 16 bits
-  instead of a float32 per spike is ~3x cheaper, which matters because a
-  batch of 64 Fashion-MNIST images at ``T = 20`` needs a million of them.
+  numbers are 16-bit integers cut from the 64-bit words of a counter-based
+  splitmix64 stream whose seed is drawn from a :class:`torch.Generator`
+  (``P = round(x * 2^16) / 2^16``); a C pass draws, compares and writes them
+  blockwise, ~2.7x faster than torch's generator and a separate compare, which
+  matters because a batch of 64 Fashion-MNIST images at ``T = 20`` needs a
+  million of them.
   (:func:`spikeforge.encoding.bernoulli` is the numpy coder of the hardware
   chain; this one is for training and does not reproduce its bits.)
 * :attr:`Encoding.DIRECT` -- the real-valued intensities at every step, as a
@@ -76,7 +78,7 @@ def bernoulli_spikes(x: torch.Tensor, timesteps: int, generator: torch.Generator
     # 4x faster than torch's Mersenne twister here, and the C pass draws, compares
     # and writes in one sweep; the numpy path gives the same bits
     seed = int(torch.randint(-(2**63), 2**63 - 1, (), dtype=torch.int64,
-                             generator=generator)) % 2**64
+                             generator=generator, device=generator.device)) % 2**64
     # r is uniform on [-2^15, 2^15); r < x * 2^16 - 2^15 has probability x.
     level = (x * 65536.0).round().to(torch.int32) - 32768
     dtype = x.dtype if x.is_floating_point() else torch.float32
@@ -89,6 +91,7 @@ def bernoulli_spikes(x: torch.Tensor, timesteps: int, generator: torch.Generator
 def splitmix_draws(seed: int, n: int) -> np.ndarray:
     """The ``n`` signed 16-bit draws of ``seed``: draw ``k`` is bits ``16 (k % 4) ...`` of
     ``splitmix64(seed + (k // 4 + 1) * 0x9E3779B97F4A7C15)`` (what the C pass computes)."""
+    seed %= 2**64
     i = np.arange(1, (n + 3) // 4 + 1, dtype=np.uint64)
     with np.errstate(over="ignore"):
         z = np.uint64(seed) + i * np.uint64(0x9E3779B97F4A7C15)

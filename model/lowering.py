@@ -355,8 +355,8 @@ def backres_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int,
             w, b = _canonical(q, l)
             gap = max(int(np.abs(w - w0).max()), int(np.abs(b - b0).max()))
             if gap > 1:  # the same float weights and scale; only a tie may round apart
-                raise AssertionError(f"layer {layers[l].name}: a use of a shared module "
-                                     f"differs from {layers[uses[0]].name} by {gap}")
+                raise LoweringError(layers[l].name, "shared", "a use of a shared module "
+                                    f"differs from {layers[uses[0]].name} by {gap}")
             w, b = _numbered(q, l, w0, b0)
             _check_fits(layers[l].name, w, b, int(layers[l].threshold), membrane_bits)
             layers[l] = dataclasses.replace(layers[l], weights=w,

@@ -30,7 +30,7 @@ from spikeforge.qnet import Reset
 
 from .surrogate import Surrogate
 
-__all__ = ["available", "bernoulli_f32", "bernoulli_splitmix_f32", "event_csr", "event_wgrad",
+__all__ = ["available", "bernoulli_splitmix_f32", "event_csr", "event_wgrad",
            "gather_sum", "lif_backward", "lif_forward"]
 
 _FWD = r"""
@@ -209,7 +209,7 @@ void event_wgrad(const int32_t* restrict idx, const int64_t* restrict ptr, int64
 /* Bernoulli spikes from a counter-based generator, in one pass: draw k (k = t * n + j)
    is the 16-bit field k % 4 (from the low bits) of splitmix64(seed + (k / 4 + 1) * G),
    as a signed int16 r; out[t, j] = r < level[j] as 0/1 floats. The same bits as
-   encoders._splitmix_draws in numpy (tested). */
+   encoders.splitmix_draws in numpy (tested). */
 static inline uint64_t splitmix64_at(uint64_t seed, uint64_t i) {
     uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ULL;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
@@ -221,14 +221,15 @@ void bernoulli_splitmix_f32(uint64_t seed, const int32_t* restrict level, int64_
     /* blocks of 2,048 draws: fill the words, then a branch-free compare loop the
        compiler vectorizes (one draw and compare per element was 10x slower) */
     enum { B = 512 };
-    uint64_t buf[B];
+    int16_t r[4 * B];
     int64_t total = steps * n, j = 0;
     for (int64_t k0 = 0; k0 < total; k0 += 4 * B) {
         int64_t cnt = total - k0 < 4 * B ? total - k0 : 4 * B;
         uint64_t base = (uint64_t)(k0 >> 2);
-        for (int64_t i = 0; i < (cnt + 3) / 4; i++)
-            buf[i] = splitmix64_at(seed, base + (uint64_t)i);
-        const int16_t* r = (const int16_t*)buf;  /* little-endian: field k % 4 from the low bits */
+        for (int64_t i = 0; i < (cnt + 3) / 4; i++) {  /* field k % 4 from the low bits */
+            uint64_t w = splitmix64_at(seed, base + (uint64_t)i);
+            for (int q = 0; q < 4; q++) r[4 * i + q] = (int16_t)(uint16_t)(w >> (16 * q));
+        }
         float* o = out + k0;
         int64_t q = 0;
         while (q < cnt) {
@@ -239,15 +240,6 @@ void bernoulli_splitmix_f32(uint64_t seed, const int32_t* restrict level, int64_
             j += run;
             if (j == n) j = 0;
         }
-    }
-}
-/* Bernoulli spikes: out[t, j] = r[t, j] < level[j] (r uniform 16-bit, level in
-   [-2^15, 2^15]) as 0/1 floats, in one pass (torch would widen r and convert the mask). */
-void bernoulli_f32(const int16_t* restrict r, const int32_t* restrict level, int64_t steps,
-                   int64_t n, float* restrict out) {
-    for (int64_t t = 0; t < steps; t++) {
-        const int16_t* restrict rt = r + t * n; float* restrict ot = out + t * n;
-        for (int64_t j = 0; j < n; j++) ot[j] = (float)((int32_t)rt[j] < level[j]);
     }
 }
 """
@@ -305,8 +297,6 @@ def _build() -> ctypes.CDLL | None:
     lib.gather_sum.restype = None
     lib.event_wgrad.argtypes = [p, p, i64, i64, p, i64, ctypes.c_float, p, p, p, p, i64]
     lib.event_wgrad.restype = None
-    lib.bernoulli_f32.argtypes = [p, p, i64, i64, p]
-    lib.bernoulli_f32.restype = None
     lib.bernoulli_splitmix_f32.argtypes = [ctypes.c_uint64, p, i64, i64, p]
     lib.bernoulli_splitmix_f32.restype = None
     return lib
@@ -418,14 +408,6 @@ def bernoulli_splitmix_f32(seed: int, steps: int, level: torch.Tensor) -> torch.
     """Spikes ``[steps, *level.shape]`` from the counter-based draws of ``seed`` (C pass)."""
     level = level.contiguous()
     out = torch.empty((steps, *level.shape), dtype=torch.float32)
-    _lib.bernoulli_splitmix_f32(seed, level.data_ptr(), steps, level.numel(), out.data_ptr())
-    return out
-
-
-def bernoulli_f32(r: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
-    """``(r < level).float()`` for int16 ``r`` ``[T, ...]`` and int32 ``level`` ``[...]``."""
-    r, level = r.contiguous(), level.contiguous()
-    out = torch.empty(r.shape, dtype=torch.float32)
-    _lib.bernoulli_f32(r.data_ptr(), level.data_ptr(), r.shape[0], level.numel(),
-                       out.data_ptr())
+    _lib.bernoulli_splitmix_f32(seed % 2**64, level.data_ptr(), steps, level.numel(),
+                                out.data_ptr())
     return out

@@ -284,7 +284,7 @@ def train_from_config(path: str | os.PathLike[str], out_dir: str | os.PathLike[s
         ck = torch.load(ckpt_path, weights_only=False)
         if _without_epochs(ck["config"]) != _without_epochs(cfg_doc):
             raise SpikeforgeError(f"{ckpt_path}: was written by a different config "
-                                  "(only train.epochs may change on resume)")
+                                  "(only train.epochs, eval and export may change on resume)")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
@@ -330,9 +330,12 @@ def train_from_config(path: str | os.PathLike[str], out_dir: str | os.PathLike[s
         say.line("exporting the QNet and checking it in the integer reference")
         result["qnet"] = export_qnet(model, cfg, x_test, y_test, out, config_path=str(path))
         q = result["qnet"]
-        say.line(f"QNet {q['path']}: {100 * q['qnet_accuracy']:.2f} % on {q['samples']} test "
-                 f"images (float {100 * q['float_accuracy']:.2f} %, agreement "
-                 f"{100 * q['agreement']:.2f} %)")
+        if q["samples"]:
+            say.line(f"QNet {q['path']}: {100 * q['qnet_accuracy']:.2f} % on {q['samples']} "
+                     f"test images (float {100 * q['float_accuracy']:.2f} %, agreement "
+                     f"{100 * q['agreement']:.2f} %)")
+        else:
+            say.line(f"QNet {q['path']} (not checked: export.check_samples is 0)")
     return result
 
 
@@ -376,15 +379,17 @@ def export_qnet(model: SNN, cfg: TrainRunConfig, x_test: torch.Tensor, y_test: t
     y = y_test[:n].numpy()
     report = {"path": str(ypath), "samples": int(n), "timesteps": steps,
               "weight_bits": e.weight_bits, "membrane_bits": e.membrane_bits,
-              "float_accuracy": float((fp == y).mean()) if n else float("nan"),
-              "qnet_accuracy": float((qp == y).mean()) if n else float("nan"),
-              "agreement": float((fp == qp).mean()) if n else float("nan")}
+              "float_accuracy": float((fp == y).mean()) if n else None,
+              "qnet_accuracy": float((qp == y).mean()) if n else None,
+              "agreement": float((fp == qp).mean()) if n else None}
     _write_json(report, out / "qnet.json")
     return report
 
 
 def _without_epochs(doc: dict) -> dict:
-    return {**doc, "train": {k: v for k, v in doc["train"].items() if k != "epochs"}}
+    """What must not change on resume: all but ``train.epochs``, ``eval`` and ``export``."""
+    keep = {k: v for k, v in doc.items() if k not in ("eval", "export")}
+    return {**keep, "train": {k: v for k, v in doc["train"].items() if k != "epochs"}}
 
 
 def _activity(model: SNN, x: torch.Tensor, cfg: TrainRunConfig) -> list[dict]:

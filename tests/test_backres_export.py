@@ -91,14 +91,21 @@ def test_conv_backres_is_bit_exact_in_position_major_order() -> None:
         np.testing.assert_array_equal(ref.scores, net(x).numpy())
 
 
-def test_unrolled_layers_share_integers_where_float32_scaling_rounds_apart() -> None:
-    # With this seed the per-layer float32 scaling of W / theta_k rounds one tie
-    # differently in step 1 than in the others; the export writes one matrix.
-    torch.manual_seed(8)
+def test_unrolled_layers_share_integers_where_float32_scaling_rounds_apart(monkeypatch) -> None:
+    # With this seed the per-layer float32 scaling of W / theta_k rounds a tie
+    # differently in one step than in the others; the export writes one matrix.
+    from spikeforge.model import lowering
+
+    torch.manual_seed(34)
     net = SNN([Dense(64, 96), LIF(0.75, 0.5),
                BackRes(Dense(96, 96), 4, beta=0.75, threshold=[0.37, 0.53, 0.61, 0.77],
                        learn_threshold=True),
                DenseReadout(96, 10)])
+    with monkeypatch.context() as m:  # without the fix the steps really differ
+        m.setattr(lowering, "_shared_uses", lambda flat, q: [])
+        plain = backres_to_qnet(net, (64,), weight_bits=8, membrane_bits=16, timesteps=8)
+    assert any(not np.array_equal(layer.weights, plain.layers[1].weights)
+               for layer in plain.layers[2:5])
     q = backres_to_qnet(net, (64,), weight_bits=8, membrane_bits=16, timesteps=8)
     assert len(q.layers) == 6
     for layer in q.layers[2:5]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch.nn import functional as F
@@ -169,8 +170,12 @@ def test_bernoulli_native_pass_equals_the_numpy_stream(monkeypatch) -> None:
     # splitmix64 from state 0: the first output is 0xE220A8397B1DCDAF
     assert encoders.splitmix_draws(0, 4).astype("<i2").view("<u2").tolist() == [
         0xCDAF, 0x7B1D, 0xA839, 0xE220]
-    x = torch.rand(5, 3, 7)
-    fast = bernoulli_spikes(x, 11, torch.Generator().manual_seed(9))
+    assert np.array_equal(encoders.splitmix_draws(-1, 8), encoders.splitmix_draws(2**64 - 1, 8))
+    # small, and more than one 2,048-draw block with n not a multiple of 4
+    xs = [torch.rand(5, 3, 7), torch.rand(3, 683)]
+    fast = [bernoulli_spikes(x, t, torch.Generator().manual_seed(9)) for x, t in zip(xs, (11, 5))]
     monkeypatch.setattr(native, "usable", lambda t: False)
-    slow = bernoulli_spikes(x, 11, torch.Generator().manual_seed(9))
-    assert native.available() and torch.equal(fast, slow)
+    slow = [bernoulli_spikes(x, t, torch.Generator().manual_seed(9)) for x, t in zip(xs, (11, 5))]
+    assert native.available()
+    for a, b in zip(fast, slow):
+        assert torch.equal(a, b)

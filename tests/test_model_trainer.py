@@ -208,3 +208,15 @@ def test_export_refuses_direct_input(tmp_path: Path, idx_folder: Path) -> None:
     p.write_text(p.read_text().replace("kind: bernoulli", "kind: direct"))
     with pytest.raises(ConfigError, match=r"field export: a QNet reads spikes"):
         load_train_config(p)
+
+
+def test_resume_a_finished_run_to_export_it(tmp_path: Path, idx_folder: Path) -> None:
+    train_from_config(_config(tmp_path, idx_folder, 1), tmp_path / "r", progress=False)
+    before = (tmp_path / "r" / "checkpoint.pt").read_bytes()
+    extra = "export: {weight_bits: 6, check_samples: 0}"
+    res = train_from_config(_config(tmp_path, idx_folder, 1, extra), tmp_path / "r",
+                            resume=True, progress=False)
+    assert (tmp_path / "r" / "checkpoint.pt").read_bytes() == before  # nothing trained
+    assert len(res["history"]) == 1 and (tmp_path / "r" / "toy.qnet.yaml").is_file()
+    rep = json.loads((tmp_path / "r" / "qnet.json").read_text())
+    assert rep["samples"] == 0 and rep["qnet_accuracy"] is None and rep["weight_bits"] == 6
