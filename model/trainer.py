@@ -444,4 +444,4 @@ class _Reporter:
 
     def line(self, text: str) -> None:
         if self._progress is not None:
-            self._progress.console.print(text)
+            self._progress.console.print(text, soft_wrap=True)

@@ -26,9 +26,17 @@ def _intensities(x: np.ndarray) -> np.ndarray:
     return x
 
 
+def _steps(timesteps: int) -> int:
+    if isinstance(timesteps, bool) or not isinstance(timesteps, (int, np.integer)) \
+            or timesteps < 1:
+        raise ValueError(f"timesteps must be a positive integer, not {timesteps!r}")
+    return int(timesteps)
+
+
 def bernoulli(x: np.ndarray, timesteps: int, seed: int) -> np.ndarray:
     """Rate-code intensities ``x`` (``[N, n_in]`` in [0, 1]) into uint8 ``[N, T, n_in]``."""
     x = _intensities(x)
+    timesteps = _steps(timesteps)
     rng = np.random.default_rng(seed)
     u = rng.random((x.shape[0], timesteps, x.shape[1]))
     return (u < x[:, None, :]).astype(np.uint8)
@@ -58,9 +66,7 @@ def regular(x: np.ndarray, timesteps: int) -> np.ndarray:
     gives the same bits for the same (float32 or float64) intensities.
     """
     x = _intensities(x)
-    if isinstance(timesteps, bool) or not isinstance(timesteps, (int, np.integer)) \
-            or timesteps < 1:
-        raise ValueError(f"timesteps must be a positive integer, not {timesteps!r}")
+    timesteps = _steps(timesteps)
     t = np.arange(timesteps + 1, dtype=np.float64)
     count = np.floor(t[None, :, None] * x[:, None, :] + REGULAR_PHASE)
     return np.diff(count, axis=1).astype(np.uint8)

@@ -295,6 +295,12 @@ def test_bernoulli_seeded() -> None:
     assert not np.array_equal(a, bernoulli(x, 16, seed=43))
 
 
+@pytest.mark.parametrize("steps", [0, -3, 2.5, True])
+def test_bernoulli_refuses_bad_timesteps(steps) -> None:
+    with pytest.raises(ValueError, match="timesteps must be a positive integer"):
+        bernoulli(np.zeros((1, 3)), steps, seed=0)
+
+
 def test_bernoulli_extremes() -> None:
     x = np.array([[0.0, 1.0, 0.0, 1.0]])
     s = bernoulli(x, 50, seed=3)
