@@ -35,9 +35,10 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
-from spikeforge.config import read_yaml
+from spikeforge.configbase import StrictModel, validation_error
+from spikeforge.yamlio import read_yaml
 from spikeforge.errors import ConfigError
 
 from .metrics import METRICS, Goal, Stage, unavailable_reason
@@ -46,8 +47,7 @@ __all__ = ["Constraint", "Method", "Parameter", "PointSettings", "Search", "Stud
            "load_study", "setting_kind", "settings_key", "study_from_dict"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = StrictModel
 
 
 LeakShift = Annotated[int, Field(ge=1, le=30)]
@@ -247,21 +247,8 @@ def setting_kind(base: PointSettings, name: str) -> str:
     return "int" if isinstance(v, int) and not isinstance(v, bool) else type(v).__name__
 
 
-def _loc(err: dict) -> str:
-    return ".".join(str(x) for x in err["loc"] if isinstance(x, int) or str(x).isidentifier())
-
-
 def _validation_error(src: str, prefix: str, e: ValidationError) -> ConfigError:
-    err = e.errors()[0]
-    loc = ".".join(x for x in (prefix, _loc(err)) if x) or "-"
-    if err["type"] == "extra_forbidden":
-        return ConfigError(src, loc, "unknown key")
-    if err["type"] == "missing":
-        return ConfigError(src, loc, "is missing")
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    if err["type"] == "value_error":
-        return ConfigError(src, loc, msg)
-    return ConfigError(src, loc, f"{msg} (got {err.get('input')!r})")
+    return validation_error(src, e, prefix)
 
 
 def _check_parameter(src: str, name: str, p: Parameter, base: PointSettings) -> None:

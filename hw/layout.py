@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikeforge.config import read_yaml
+from spikeforge.yamlio import read_yaml
 from spikeforge.errors import ConfigError
 from spikeforge.hw.params import index_bits
 from spikeforge.qnet import Layer, QNet

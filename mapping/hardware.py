@@ -28,9 +28,10 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from spikeforge.config import read_yaml
+from spikeforge.configbase import StrictModel, validation_error
+from spikeforge.yamlio import read_yaml
 from spikeforge.errors import ConfigError
 
 __all__ = [
@@ -46,8 +47,7 @@ __all__ = [
 _MAX_DIM = 256  # a 256 x 256 mesh is far beyond any chip this targets; catches typos
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = StrictModel
 
 
 class MeshShape(_Strict):
@@ -131,10 +131,6 @@ class HardwareSpec(_Strict):
         return [self.position(s) for s in range(self.n_tiles)]
 
 
-def _loc(err: dict) -> str:
-    return ".".join(str(x) for x in err["loc"] if isinstance(x, int) or str(x).isidentifier())
-
-
 def load_hardware(path: str | os.PathLike[str]) -> HardwareSpec:
     """Read and validate a hardware description.
 
@@ -165,13 +161,4 @@ def hardware_from_dict(doc: dict, source: str = "<hardware>") -> HardwareSpec:
     try:
         return HardwareSpec.model_validate(doc)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = _loc(err) or "-"
-        if err["type"] == "extra_forbidden":
-            raise ConfigError(source, loc, "unknown key") from None
-        if err["type"] == "missing":
-            raise ConfigError(source, loc, "is missing") from None
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        if err["type"] == "value_error":
-            raise ConfigError(source, loc, msg) from None
-        raise ConfigError(source, loc, f"{msg} (got {err.get('input')!r})") from None
+        raise validation_error(source, e) from None

@@ -12,9 +12,10 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from spikeforge.config import read_yaml
+from spikeforge.configbase import StrictModel, validation_error
+from spikeforge.yamlio import read_yaml
 from spikeforge.errors import ConfigError
 
 from .encoders import Encoding
@@ -33,8 +34,7 @@ __all__ = [
 ]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = StrictModel
 
 
 class Dataset(enum.Enum):
@@ -244,7 +244,4 @@ def _config_error(file: str, e: ValidationError) -> ConfigError:
         else:
             return ConfigError(file, ".".join(loc0[:3]),
                                "a layer is one of dense, conv, pool, dropout, flatten")
-    parts = [str(x) for x in err["loc"]
-             if isinstance(x, int) or str(x).isidentifier() and not str(x).endswith("Spec")]
-    msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-    return ConfigError(file, ".".join(parts) or "-", msg)
+    return validation_error(file, err)

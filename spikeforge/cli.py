@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from spikeforge.cliutil import Parser
 from spikeforge.errors import SpikeforgeError
 
 __all__ = ["main"]
@@ -18,54 +19,55 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)  # validated before anything is written
     from spikeforge.pipeline import run_pipeline
+    from spikeforge.staging import check_out
 
-    report = run_pipeline(cfg, Path(args.out))
+    check_out(args.out, [args.config])
+    report = run_pipeline(cfg, Path(args.out), inputs=[args.config])
     ok = report["rtl"]["mismatches"] == 0 and report["counters_equal"]
     return 0 if ok else 1
 
 
-def _cmd_verilog(args: argparse.Namespace) -> int:
+def _cmd_rtl(args: argparse.Namespace) -> int:
     import json
     import time
 
     from spikeforge.hw.export import write_verilog
     from spikeforge.hw.layout import choose_layout
     from spikeforge.hw.params import NetworkParams
-    from spikeforge.qnet import load_qnet
-    from spikeforge.staging import staged_output
+    from spikeforge.qnet import load_qnet, qnet_paths
+    from spikeforge.staging import check_out, staged_output
 
     net = load_qnet(args.qnet)
-    layout = choose_layout(net, getattr(args, "mapping", None), getattr(args, "lanes", None))
+    mapping = getattr(args, "mapping", None)
+    inputs = [*qnet_paths(args.qnet), mapping]
+    check_out(args.out, inputs)
+    layout = choose_layout(net, mapping, getattr(args, "lanes", None))
     encoder = getattr(args, "encoder", False)
     params = NetworkParams(net, encoder=encoder, layout=layout)
     out = Path(args.out).resolve()
     t0 = time.perf_counter()
-    with staged_output(out) as stage:  # nothing appears in --out unless all of it is written
+    with staged_output(out, inputs) as stage:  # nothing appears in --out unless all of it is written
         path = write_verilog(net, stage, encoder=encoder, layout=layout)
         desc = params.describe() | {
             "verilog": path.name, "qnet": str(args.qnet),
             "generation_seconds": round(time.perf_counter() - t0, 3)}
         (stage / "hw.json").write_text(json.dumps(desc, indent=2))
     path = out / path.name
-    if args.command == "verilog":
-        print(path)  # scripts read the path
-    else:
-        print(f"wrote {path} and {out / 'hw.json'} ({desc['tiles']} tiles, "
+    print(f"wrote {path} and {out / 'hw.json'} ({desc['tiles']} tiles, "
               f"{desc['memory_bits']} memory bits, {time.perf_counter() - t0:.1f} s)")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="spikeforge", description=__doc__)
+    from spikeforge import __version__
+
+    p = Parser(prog="spikeforge", description=__doc__)
+    p.add_argument("--version", action="version", version=f"spikeforge {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train -> QNet -> Verilog -> cocotb -> energy report")
     run.add_argument("config", help="run configuration (YAML), e.g. examples/digits.yaml")
     run.add_argument("--out", required=True, help="output folder (replaced when the run ends)")
     run.set_defaults(func=_cmd_run)
-    v = sub.add_parser("verilog", help="write the Verilog of a QNet")
-    v.add_argument("qnet", help="NAME.qnet.yaml")
-    v.add_argument("--out", required=True, help="output folder")
-    v.set_defaults(func=_cmd_verilog)
     from spikeforge.sim.cli import add_layout_arguments
 
     r = sub.add_parser("rtl", help="write the Verilog of a QNet and hw.json describing it")
@@ -74,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--encoder", action="store_true",
                    help="put the on-chip rate encoder in front (8-bit pixels in)")
     add_layout_arguments(r)
-    r.set_defaults(func=_cmd_verilog)
+    r.set_defaults(func=_cmd_rtl)
     from spikeforge.dse.cli import add_parser as add_dse_parser
     from spikeforge.mapping.cli import add_parser as add_map_parser
     from spikeforge.sim.cli import add_parsers as add_sim_parsers
@@ -109,15 +111,26 @@ def add_train_parser(sub) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run the command line; return the exit status (2 for bad input, 128+N on signal N)."""
+    from spikeforge import signals
+
+    signals.install()
     try:
+        args = build_parser().parse_args(argv)
         return args.func(args)
+    except SystemExit as e:  # argparse: --help, --version, a usage error (one line)
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_BAD_INPUT)
     except SpikeforgeError as e:
-        print(f"spikeforge: error: {e}", file=sys.stderr)
+        print(f"spikeforge: error: {_one_line(str(e))}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print("spikeforge: interrupted", file=sys.stderr)
-        return 130
+        return signals.exit_status(e)
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= 400 else line[:399] + "…"
 
 
 if __name__ == "__main__":

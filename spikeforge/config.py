@@ -11,16 +11,16 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from spikeforge.errors import ConfigError
+from spikeforge.configbase import StrictModel, validation_error
+from spikeforge.yamlio import read_yaml
 
-__all__ = ["RunConfig", "load_config", "read_yaml"]
+__all__ = ["RunConfig", "load_config", "read_yaml"]  # read_yaml: from spikeforge.yamlio
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = StrictModel
 
 
 class ResetMode(enum.Enum):
@@ -102,27 +102,6 @@ class RunConfig(_Strict):
     rtl: RtlConfig = RtlConfig()
 
 
-def read_yaml(path: str | os.PathLike[str]) -> Any:
-    """The parsed YAML document at ``path``; one-line :class:`ConfigError` when it can't be.
-
-    Shared by every YAML input (run configs, training configs, hardware
-    descriptions, studies), so they fail the same way.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(str(p), "-", "file does not exist")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(str(p), "-", f"cannot be read ({e.__class__.__name__})") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise ConfigError(str(p), "-", f"is not valid YAML{where}") from None
-
-
 def load_config(path: str | os.PathLike[str]) -> RunConfig:
     """Read and validate a run config; raise :class:`ConfigError` with file and field."""
     p = Path(path)
@@ -134,12 +113,4 @@ def load_config(path: str | os.PathLike[str]) -> RunConfig:
     try:
         return RunConfig.model_validate(doc)
     except ValidationError as e:
-        err = e.errors()[0]
-        # Drop pydantic's union-member tags ("constrained-int", "literal['all']").
-        loc = ".".join(str(x) for x in err["loc"]
-                       if isinstance(x, int) or str(x).isidentifier()) or "-"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        raise ConfigError(str(p), loc, f"{msg} (got {err.get('input')!r})"
-                          if err["type"] != "extra_forbidden" else msg) from None
+        raise validation_error(str(p), e) from None

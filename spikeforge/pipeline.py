@@ -8,7 +8,6 @@ so a failed run leaves no half-written output.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from spikeforge.energy import energy_report
 from spikeforge.errors import SpikeforgeError
 from spikeforge.qnet import QNet, save_qnet
 from spikeforge.reference import RefResult, predict, simulate
+from spikeforge import jsonio
 from spikeforge.staging import staged_output
 
 __all__ = ["PASSES", "RunState", "run_pipeline"]
@@ -178,7 +178,7 @@ def pass_report(st: RunState) -> None:
     }
     st.report = report
     _plot_raster(st, st.stage / "raster.png")
-    (st.stage / "report.json").write_text(json.dumps(report, indent=2))
+    (st.stage / "report.json").write_text(jsonio.dumps(report))
 
 
 def _mean_counters(c: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, int]]:
@@ -226,19 +226,22 @@ PASSES: tuple[tuple[str, Callable[[RunState], None]], ...] = (
 )
 
 
-def run_pipeline(cfg: RunConfig, out: Path, console: Console | None = None) -> dict[str, Any]:
-    """Run every pass into a staging folder, then move it to ``out``; return the report."""
+def run_pipeline(cfg: RunConfig, out: Path, console: Console | None = None,
+                 inputs: list | None = None) -> dict[str, Any]:
+    """Run every pass into a staging folder, then move it to ``out``; return the report.
+
+    ``inputs`` are the files the run reads (its config); ``out`` may not hold them.
+    """
     console = console or Console()
     out = out.resolve()
-    with staged_output(out) as stage:
+    with staged_output(out, inputs or []) as stage:
         st = RunState(cfg=cfg, stage=stage, console=console)
         for name, fn in PASSES:
             t0 = time.perf_counter()
             console.print(f"[bold cyan]pass[/] {name}: {fn.__doc__.splitlines()[0]}")
             fn(st)
             st.timings[name] = round(time.perf_counter() - t0, 2)
-        (stage / "report.json").write_text(json.dumps(st.report | {"timings_s": st.timings},
-                                                      indent=2))
+        (stage / "report.json").write_text(jsonio.dumps(st.report | {"timings_s": st.timings}))
     _summary(console, st.report, out)
     return st.report
 

@@ -1,0 +1,7 @@
+"""``python -m spikeforge``: the command line."""
+
+import sys
+
+from spikeforge.cli import main
+
+sys.exit(main())
