@@ -21,6 +21,7 @@ from spikeforge import pipeline
 from spikeforge.cli import main
 from spikeforge.errors import SpikeforgeError
 from spikeforge.qnet import InputSpec, Layer, QNet, Reset, load_qnet, save_qnet
+from spikeforge.staging import MARKER, write_marker
 
 TINY = """\
 model:
@@ -50,6 +51,7 @@ def _one_line(err: str) -> str:
 def _assert_nothing_written(out: Path) -> None:
     assert not out.exists(), f"{out} was created"
     assert not list(out.parent.glob(f".{out.name}.*")), "a staging folder was left behind"
+    assert not list(out.parent.rglob(".spikeforge-stage-*")), "a staging folder was left behind"
 
 
 # ----------------------------------------------------------------------------- run: bad input
@@ -111,10 +113,11 @@ def test_failing_pass_leaves_old_out_untouched(tmp_path, capsys, monkeypatch):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("old run")
+    write_marker(out, ["keep.txt"])  # an earlier run's output folder
     assert main(["run", str(cfg), "--out", str(out)]) == 2
     assert "quantize: weights do not fit" in _one_line(capsys.readouterr().err)
-    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
-    assert not list(tmp_path.glob(".out.*"))
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "keep.txt"]
+    assert (out / "keep.txt").read_text() == "old run"
 
 
 def test_failing_pass_without_old_out_writes_nothing(tmp_path, capsys, monkeypatch):
@@ -176,10 +179,11 @@ def saved_qnet(tmp_path) -> Path:
 
 def test_verilog_writes_file(tmp_path, saved_qnet, capsys):
     out = tmp_path / "v"
-    assert main(["verilog", str(saved_qnet), "--out", str(out)]) == 0
-    printed = Path(capsys.readouterr().out.strip())
+    assert main(["rtl", str(saved_qnet), "--out", str(out)]) == 0
+    printed = Path(capsys.readouterr().out.split()[1])
     assert printed.parent == out and printed.suffix == ".v"
     assert "module" in printed.read_text()
+    assert (out / "hw.json").is_file()
 
 
 def _damage_yaml(ypath: Path, old: str, new: str) -> None:
@@ -232,7 +236,7 @@ def test_verilog_damaged_qnet(tmp_path, saved_qnet, capsys, damage, expect):
     elif damage == "bad-reset":
         _damage_yaml(saved_qnet, "reset: zero", "reset: sometimes")
     out = tmp_path / "v"
-    assert main(["verilog", str(saved_qnet), "--out", str(out)]) == 2
+    assert main(["rtl", str(saved_qnet), "--out", str(out)]) == 2
     line = _one_line(capsys.readouterr().err)
     assert expect in line
     assert "small.qnet." in line  # names the file
@@ -241,7 +245,7 @@ def test_verilog_damaged_qnet(tmp_path, saved_qnet, capsys, damage, expect):
 
 def test_verilog_missing_qnet_subprocess(tmp_path):
     out = tmp_path / "v"
-    r = _cli("verilog", "gone.qnet.yaml", "--out", str(out), cwd=tmp_path)
+    r = _cli("rtl", "gone.qnet.yaml", "--out", str(out), cwd=tmp_path)
     assert r.returncode == 2
     line = _one_line(r.stderr)
     assert "gone.qnet.yaml" in line and "does not exist" in line
@@ -251,7 +255,7 @@ def test_verilog_missing_qnet_subprocess(tmp_path):
 def test_verilog_damaged_qnet_subprocess(tmp_path, saved_qnet):
     saved_qnet.with_name("small.qnet.npz").write_bytes(b"garbage")
     out = tmp_path / "v"
-    r = _cli("verilog", str(saved_qnet), "--out", str(out), cwd=tmp_path)
+    r = _cli("rtl", str(saved_qnet), "--out", str(out), cwd=tmp_path)
     assert r.returncode == 2
     assert "small.qnet.npz" in _one_line(r.stderr)
     assert not out.exists()
@@ -260,7 +264,7 @@ def test_verilog_damaged_qnet_subprocess(tmp_path, saved_qnet):
 def test_verilog_bad_input_shape_one_line(tmp_path, saved_qnet, capsys):
     _damage_yaml(saved_qnet, "  encoding: spikes", "  encoding: spikes\n  shape: 5")
     out = tmp_path / "v"
-    assert main(["verilog", str(saved_qnet), "--out", str(out)]) == 2
+    assert main(["rtl", str(saved_qnet), "--out", str(out)]) == 2
     assert "shape" in _one_line(capsys.readouterr().err)
 
 
@@ -269,7 +273,7 @@ def test_verilog_damaged_zip_closes_the_file(tmp_path, saved_qnet, capsys):
     out = tmp_path / "v"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        assert main(["verilog", str(saved_qnet), "--out", str(out)]) == 2
+        assert main(["rtl", str(saved_qnet), "--out", str(out)]) == 2
         gc.collect()
     assert "npz" in _one_line(capsys.readouterr().err)
     leaks = [w for w in caught if issubclass(w.category, ResourceWarning)]
@@ -285,7 +289,7 @@ def test_verilog_layer_named_like_a_port_one_line(tmp_path, capsys, names):
         # the half-built amaranth Network warns "created but never used" when collected
         warnings.simplefilter("ignore")
         try:
-            rc = main(["verilog", str(ypath), "--out", str(out)])
+            rc = main(["rtl", str(ypath), "--out", str(out)])
         except Exception as e:  # any escape is the bug under test
             escaped, rc = f"{type(e).__name__}: {e}", None
         gc.collect()
@@ -374,11 +378,11 @@ def test_second_run_replaces_out(tiny_run, tmp_path, capsys):
     cfg.write_text(TINY.replace("epochs: 2", "epochs: 1").replace("samples: 12", "samples: 3"))
     assert main(["run", str(cfg), "--out", str(tiny_run)]) == 0
     capsys.readouterr()
-    assert not (tiny_run / "stale.txt").exists()
+    assert (tiny_run / "stale.txt").read_text() == "from before"  # the user's: kept
     r = json.loads((tiny_run / "report.json").read_text())
     assert r["config"]["train"]["epochs"] == 1
     assert r["rtl"]["samples"] == 3 and r["rtl"]["mismatches"] == 0
     assert r["counters"]["reference"] == r["counters"]["rtl"]
     assert (tiny_run / "model.qnet.yaml").is_file()
-    assert not list(tiny_run.parent.glob(".out.*"))
+    assert not list(tiny_run.glob(".spikeforge-stage-*"))
     assert sorted(p.name for p in tiny_run.parent.iterdir()) == ["out", "tiny.yaml"]
