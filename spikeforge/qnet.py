@@ -12,7 +12,9 @@ import dataclasses
 import enum
 import math
 import os
+import re
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,16 +22,24 @@ from typing import Any
 import numpy as np
 import yaml
 
-from spikeforge.errors import QNetError
+from spikeforge.errors import ConfigError, QNetError
+from spikeforge.staging import file_mode
+from spikeforge.yamlio import read_yaml, short
 
 __all__ = [
     "FORMAT",
+    "MAX_NAME",
+    "MAX_NPZ_BYTES",
+    "MAX_TIMESTEPS",
+    "NpzError",
     "InputEncoding",
     "InputSpec",
     "Layer",
     "LayerKind",
     "QNet",
     "Reset",
+    "check_name",
+    "inspect_npz",
     "load_qnet",
     "qnet_paths",
     "requantize",
@@ -39,6 +49,27 @@ __all__ = [
 FORMAT = "qnet/1"
 _MIN_WB, _MAX_WB = 2, 16
 _MAX_VB = 48  # keeps every intermediate of the reference inside int64
+MAX_TIMESTEPS = 100_000  # steps per sample; the RTL's step counters and the tests assume fewer
+MAX_NAME = 64  # characters in a network or layer name (they become Verilog identifiers)
+MAX_NPZ_BYTES = 1 << 30  # the arrays of one QNet, uncompressed
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def check_name(value: Any) -> str | None:
+    """``None`` when ``value`` is a valid network or layer name, else why it is not.
+
+    A name is an ASCII letter followed by letters, digits and ``_``, at most
+    :data:`MAX_NAME` characters: it becomes part of Verilog identifiers and NPZ keys.
+    """
+    if not isinstance(value, str):
+        return f"must be a string, not {short(value)}"
+    if len(value) > MAX_NAME:
+        return f"must be at most {MAX_NAME} characters, not {len(value)}"
+    if not _NAME.fullmatch(value):
+        return (f"must be an ASCII letter followed by letters, digits or '_', "
+                f"not {short(value)}")
+    return None
 
 
 class LayerKind(enum.Enum):
@@ -80,8 +111,23 @@ class InputSpec:
     shape: tuple[int, ...] | None = None  # e.g. (8, 8) for an image, informative
 
     def __post_init__(self) -> None:
-        if not isinstance(self.size, int) or self.size < 1:
-            raise QNetError("input", "size", f"must be a positive integer, not {self.size!r}")
+        size = self.size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise QNetError("input", "size", f"must be a positive integer, not {short(size)}")
+        if not isinstance(self.encoding, InputEncoding):
+            raise QNetError("input", "encoding", f"must be an InputEncoding, not "
+                                                 f"{short(self.encoding)}")
+        shape = self.shape
+        if shape is not None:
+            if not isinstance(shape, list | tuple) or not all(
+                    not isinstance(d, bool) and isinstance(d, int) and d > 0 for d in shape):
+                raise QNetError("input", "shape",
+                                f"must be a list of positive integers, not {short(shape)}")
+            shape = tuple(shape) or None
+            if shape is not None and math.prod(shape) != size:
+                raise QNetError("input", "shape", f"{list(shape)} holds {math.prod(shape)} "
+                                                  f"inputs, but size is {size}")
+            object.__setattr__(self, "shape", shape)
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,8 +150,9 @@ class Layer:
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         err = self._error
-        if not isinstance(self.name, str) or not self.name.isidentifier():
-            raise QNetError(repr(self.name), "name", "must be an identifier-like string")
+        why = check_name(self.name)
+        if why:
+            raise QNetError(short(self.name, 40), "name", why)
         if not isinstance(self.kind, LayerKind):
             raise err("kind", f"must be a LayerKind, not {self.kind!r}")
         for f in ("n_in", "n_out"):
@@ -169,12 +216,29 @@ class Layer:
         return QNetError(self.name, field_name, message)
 
     def _int_array(self, field_name: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
-        arr = np.asarray(value)
+        """``value`` as a read-only int64 array of ``shape``; refused unless every value is
+        an integer that int64 holds exactly (no wrapping, no rounding, no NaN)."""
+        try:
+            arr = np.asarray(value)
+        except (ValueError, TypeError):  # ragged nested lists
+            raise self._error(field_name, "must be a rectangular array of integers") from None
         if arr.shape != shape:
             raise self._error(field_name, f"has shape {list(arr.shape)}, expected {list(shape)}")
-        if arr.size and not np.issubdtype(arr.dtype, np.integer):
-            if not np.issubdtype(arr.dtype, np.floating) or not np.all(arr == np.round(arr)):
-                raise self._error(field_name, f"must hold integers, not {arr.dtype}")
+        kind = arr.dtype.kind
+        if kind == "u":
+            if arr.size and int(arr.max()) > _INT64_MAX:
+                raise self._error(field_name, f"value {int(arr.max())} does not fit a signed "
+                                              "64-bit integer")
+        elif kind == "f":
+            if not np.all(np.isfinite(arr)):
+                raise self._error(field_name, "must hold integers, not NaN or infinity")
+            if not np.all(arr == np.round(arr)):
+                raise self._error(field_name, f"must hold integers, not fractional {arr.dtype} "
+                                              "values")
+            if arr.size and float(np.abs(arr).max()) >= 2.0**63:
+                raise self._error(field_name, "values do not fit a signed 64-bit integer")
+        elif kind != "i":
+            raise self._error(field_name, f"must hold integers, not {arr.dtype}")
         out = arr.astype(np.int64)
         out.setflags(write=False)
         return out
@@ -228,9 +292,19 @@ class QNet:
         object.__setattr__(self, "layers", tuple(self.layers))
         if not self.layers:
             raise QNetError("network", "layers", "must hold at least one layer")
+        if not all(isinstance(layer, Layer) for layer in self.layers):
+            raise QNetError("network", "layers", "must all be Layer objects")
+        why = check_name(self.name)
+        if why:
+            raise QNetError("network", "name", why)
+        if not isinstance(self.meta, dict):
+            raise QNetError("network", "meta", f"must be a mapping, not {short(self.meta)}")
+        if not isinstance(self.input, InputSpec):
+            raise QNetError("network", "input", f"must be an InputSpec, not {short(self.input)}")
         t = self.timesteps
-        if isinstance(t, bool) or not isinstance(t, int) or t < 1:
-            raise QNetError("network", "timesteps", f"must be a positive integer, not {t!r}")
+        if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= MAX_TIMESTEPS:
+            raise QNetError("network", "timesteps",
+                            f"must be an integer in 1..{MAX_TIMESTEPS}, not {short(t)}")
         names = [layer.name for layer in self.layers]
         if len(set(names)) != len(names):
             raise QNetError("network", "layers", f"layer names must be unique: {names}")
@@ -309,6 +383,7 @@ def _atomic_write(path: Path, write) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        os.chmod(tmp, file_mode())  # mkstemp makes 0600; saved files follow the umask
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -341,14 +416,69 @@ def save_qnet(net: QNet, path: str | os.PathLike[str]) -> tuple[Path, Path]:
     return ypath, npath
 
 
-_LAYER_KEYS = {
+_TOP_KEYS = ("format", "name", "timesteps", "input", "layers", "meta")
+_INPUT_KEYS = ("size", "encoding", "shape")
+_LAYER_KEYS = (
     "name", "kind", "n_in", "n_out", "weight_bits", "membrane_bits", "leak_shifts",
     "reset", "fire", "bias", "threshold",
-}
+)
+
+
+class NpzError(ValueError):
+    """An NPZ archive that spikeforge will not read; the message does not name the file."""
+
+
+def inspect_npz(path: str | os.PathLike[str]) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shape and dtype of every array in an NPZ archive, read from the headers only.
+
+    Nothing is allocated or unpickled: an archive member that is not a ``.npy``
+    array, holds Python objects (``dtype=object``, which only pickling can
+    load), or repeats a name raises :class:`NpzError`.
+    """
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise NpzError(f"cannot be read as NPZ ({e.__class__.__name__})") from None
+    out: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+    with zf:
+        for info in zf.infolist():
+            key = info.filename.removesuffix(".npy")
+            if key in out:
+                raise NpzError(f"array {short(key)} appears twice")
+            try:
+                with zf.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    if version == (1, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+                    elif version == (2, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+                    else:
+                        raise NpzError(f"array {short(key)}: .npy version {version} is not "
+                                       "supported")
+            except NpzError:
+                raise
+            except Exception as e:  # zipfile and numpy raise several types
+                raise NpzError(f"member {short(key)} is not a numpy array "
+                               f"({e.__class__.__name__})") from None
+            if dtype.hasobject:
+                raise NpzError(f"array {short(key)} holds Python objects (dtype {dtype}); "
+                               "such arrays are never unpickled")
+            out[key] = (tuple(int(d) for d in shape), dtype)
+    return out
+
+
+def _first_unknown(mapping: dict, known: tuple[str, ...]) -> str | None:
+    unknown = [k for k in mapping if k not in known]
+    return min((short(k, 40) if not isinstance(k, str) else k for k in unknown),
+               default=None)
 
 
 def load_qnet(path: str | os.PathLike[str]) -> QNet:
-    """Load and validate a QNet; raise :class:`QNetError` naming the file, layer and field."""
+    """Load and validate a QNet; raise :class:`QNetError` naming the file, layer and field.
+
+    Unknown fields (at the top, under ``input`` and in a layer) are refused, as
+    are arrays in the NPZ that no layer uses; see ``docs/QNET.md``.
+    """
     ypath, npath = qnet_paths(path)
     try:
         return _load(ypath, npath)
@@ -358,90 +488,131 @@ def load_qnet(path: str | os.PathLike[str]) -> QNet:
         raise
 
 
+def _read_arrays(npath: Path) -> dict[str, np.ndarray]:
+    try:
+        headers = inspect_npz(npath)
+    except NpzError as e:
+        raise QNetError("network", "npz", str(e), file=str(npath)) from None
+    total = sum(math.prod(shape) * dtype.itemsize for shape, dtype in headers.values())
+    if total > MAX_NPZ_BYTES:
+        raise QNetError("network", "npz", f"arrays hold {total:,} bytes; a QNet is limited to "
+                                          f"{MAX_NPZ_BYTES:,}", file=str(npath))
+    try:
+        with open(npath, "rb") as f, np.load(f, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except Exception as e:  # numpy raises several types for a damaged archive
+        raise QNetError("network", "npz", f"cannot be read ({e.__class__.__name__})",
+                        file=str(npath)) from None
+
+
+def _enum(cls, value: Any, layer: str, field_name: str, default: str):
+    try:
+        return cls(default if value is None else value)
+    except (ValueError, TypeError):
+        choices = ", ".join(repr(m.value) for m in cls)
+        raise QNetError(layer, field_name, f"unknown value {short(value)} (choose from "
+                                           f"{choices})") from None
+
+
 def _load(ypath: Path, npath: Path) -> QNet:
     for p in (ypath, npath):
         if not p.is_file():
-            raise QNetError("network", "file", "does not exist", file=str(p))
+            raise QNetError("network", "file", "does not exist" if not p.exists()
+                            else "is not a regular file", file=str(p))
     try:
-        doc = yaml.safe_load(ypath.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise QNetError("network", "yaml", f"is not valid YAML{where}", file=str(ypath)) from None
+        doc = read_yaml(ypath)
+    except ConfigError as e:
+        raise QNetError("network", "yaml", e.message, file=str(ypath)) from None
     if not isinstance(doc, dict):
         raise QNetError("network", "yaml", "must be a mapping", file=str(ypath))
+    bad = _first_unknown(doc, _TOP_KEYS)
+    if bad is not None:
+        raise QNetError("network", bad, f"is not a known field (known: {', '.join(_TOP_KEYS)})")
     if doc.get("format") != FORMAT:
-        raise QNetError("network", "format", f"must be {FORMAT!r}, not {doc.get('format')!r}")
-    try:
-        with open(npath, "rb") as f, np.load(f, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except Exception as e:  # numpy raises several types for a damaged archive
-        raise QNetError("network", "npz", f"cannot be read ({e})", file=str(npath)) from None
+        raise QNetError("network", "format", f"must be {FORMAT!r}, not {short(doc.get('format'))}")
+    default_name = ypath.name.removesuffix(".qnet.yaml")
+    net_name = doc.get("name", default_name if check_name(default_name) is None else "qnet")
+    why = check_name(net_name)
+    if why:
+        raise QNetError("network", "name", why)
+    meta = doc.get("meta")
+    if meta is None:
+        meta = {}
+    elif not isinstance(meta, dict):
+        raise QNetError("network", "meta", f"must be a mapping, not {short(meta)}")
+    t = doc.get("timesteps")
+    if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= MAX_TIMESTEPS:
+        raise QNetError("network", "timesteps",
+                        f"must be an integer in 1..{MAX_TIMESTEPS}, not {short(t)}")
+
     inp = doc.get("input")
     if not isinstance(inp, dict) or "size" not in inp:
         raise QNetError("network", "input", "must be a mapping with 'size'")
-    try:
-        encoding = InputEncoding(inp.get("encoding", "spikes"))
-    except ValueError:
-        raise QNetError("input", "encoding", f"unknown value {inp.get('encoding')!r}") from None
-    shape = inp.get("shape")
-    if shape is not None and (not isinstance(shape, list)
-                              or not all(isinstance(d, int) and d > 0 for d in shape)):
-        raise QNetError("input", "shape", f"must be a list of positive integers, not {shape!r}")
-    input_spec = InputSpec(size=inp["size"], encoding=encoding,
-                           shape=tuple(shape) if shape else None)
+    bad = _first_unknown(inp, _INPUT_KEYS)
+    if bad is not None:
+        raise QNetError("input", bad, f"is not a known field (known: {', '.join(_INPUT_KEYS)})")
+    encoding = _enum(InputEncoding, inp.get("encoding"), "input", "encoding", "spikes")
+    input_spec = InputSpec(size=inp["size"], encoding=encoding, shape=inp.get("shape"))
+
     recs = doc.get("layers")
     if not isinstance(recs, list) or not recs:
         raise QNetError("network", "layers", "must be a non-empty list")
+    arrays = _read_arrays(npath)
+    used: set[str] = set()
+
+    def array(layer: str, field_name: str) -> np.ndarray:
+        key = f"{layer}.{field_name}"
+        if key not in arrays:
+            raise QNetError(layer, field_name, f"array {key!r} missing from {npath.name}")
+        used.add(key)
+        return arrays[key]
+
     layers = []
     for i, rec in enumerate(recs):
         if not isinstance(rec, dict):
             raise QNetError(f"layers[{i}]", "layer", "must be a mapping")
-        name = rec.get("name", f"layers[{i}]")
-        unknown = set(rec) - _LAYER_KEYS
-        if unknown:
-            raise QNetError(str(name), sorted(unknown)[0], "is not a known layer field")
-        for key in ("name", "n_in", "n_out", "weight_bits", "membrane_bits", "threshold"):
+        if "name" not in rec:
+            raise QNetError(f"layers[{i}]", "name", "is missing")
+        name = rec["name"]
+        why = check_name(name)
+        if why:
+            raise QNetError(f"layers[{i}]", "name", why)
+        bad = _first_unknown(rec, _LAYER_KEYS)
+        if bad is not None:
+            raise QNetError(name, bad, "is not a known layer field")
+        for key in ("n_in", "n_out", "weight_bits", "membrane_bits", "threshold"):
             if key not in rec:
-                raise QNetError(str(name), key, "is missing")
-        try:
-            kind = LayerKind(rec.get("kind", "dense"))
-        except ValueError:
-            raise QNetError(str(name), "kind", f"unknown value {rec.get('kind')!r}") from None
-        try:
-            reset = Reset(rec.get("reset", "zero"))
-        except ValueError:
-            raise QNetError(str(name), "reset", f"unknown value {rec.get('reset')!r}") from None
-        wkey = f"{name}.weights"
-        if wkey not in arrays:
-            raise QNetError(str(name), "weights", f"array {wkey!r} missing from {npath.name}")
+                raise QNetError(name, key, "is missing")
+        kind = _enum(LayerKind, rec.get("kind"), name, "kind", "dense")
+        reset = _enum(Reset, rec.get("reset"), name, "reset", "zero")
         threshold = rec["threshold"]
-        if threshold == "per-neuron":
-            tkey = f"{name}.threshold"
-            if tkey not in arrays:
-                raise QNetError(str(name), "threshold", f"array {tkey!r} missing")
-            threshold = arrays[tkey]
-        bias = None
-        if rec.get("bias", False):
-            bkey = f"{name}.bias"
-            if bkey not in arrays:
-                raise QNetError(str(name), "bias", f"array {bkey!r} missing")
-            bias = arrays[bkey]
+        if isinstance(threshold, str):
+            if threshold != "per-neuron":
+                raise QNetError(name, "threshold", f"must be an integer or 'per-neuron', not "
+                                                   f"{short(threshold)}")
+            threshold = array(name, "threshold")
+        has_bias = rec.get("bias", False)
+        if not isinstance(has_bias, bool):
+            raise QNetError(name, "bias", f"must be true or false, not {short(has_bias)}")
         shifts = rec.get("leak_shifts", [])
         if not isinstance(shifts, list):
-            raise QNetError(str(name), "leak_shifts", "must be a list")
+            raise QNetError(name, "leak_shifts", f"must be a list, not {short(shifts)}")
         layers.append(
             Layer(
                 name=name, kind=kind, n_in=rec["n_in"], n_out=rec["n_out"],
                 weight_bits=rec["weight_bits"], membrane_bits=rec["membrane_bits"],
-                weights=arrays[wkey], threshold=threshold, bias=bias,
+                weights=array(name, "weights"), threshold=threshold,
+                bias=array(name, "bias") if has_bias else None,
                 leak_shifts=tuple(shifts), reset=reset, fire=rec.get("fire", True),
             )
         )
-    meta = doc.get("meta") or {}
-    return QNet(layers=tuple(layers), timesteps=doc.get("timesteps"), input=input_spec,
-                name=str(doc.get("name", ypath.name.removesuffix(".qnet.yaml"))), meta=meta)
-
+    extra = sorted(set(arrays) - used)
+    if extra:
+        raise QNetError("network", "npz", f"array {short(extra[0], 40)} is not used by any layer"
+                        + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""),
+                        file=str(npath))
+    return QNet(layers=tuple(layers), timesteps=t, input=input_spec, name=net_name,
+                meta=meta)
 
 def requantize(net: QNet, weight_bits: int, name: str | None = None) -> QNet:
     """Post-training requantization of an integer QNet to narrower weights.
