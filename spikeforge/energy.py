@@ -1,4 +1,4 @@
-"""Energy from operation counts (shared/design/ENERGY.md).
+"""Energy from operation counts (the model of docs/ENERGY.md).
 
 Two figures for the same counts:
 
@@ -21,7 +21,8 @@ import numpy as np
 
 from spikeforge.qnet import QNet
 
-__all__ = ["E_AC_PJ", "E_MAC_PJ", "add_energy_pj", "energy_report", "sram_read_pj"]
+__all__ = ["E_AC_PJ", "E_MAC_PJ", "add_energy_pj", "energy_report", "read_energy_pj",
+           "sram_read_pj", "weight_memories"]
 
 E_MAC_PJ = 3.2  # Panda et al. 2020, 32-bit integer MAC
 E_AC_PJ = 0.1   # Panda et al. 2020, 32-bit integer accumulate
@@ -36,6 +37,10 @@ RULES = {
     "sram": "64-bit SRAM read energy linear in log2(array bytes) through Horowitz's 8 KB "
             "(10 pJ), 32 KB (20 pJ) and 1 MB (100 pJ) points, 10 pJ for arrays under 8 KB; "
             "a word of w bits costs w/64 of that",
+    "layout": "a weight read reads one row of one tile memory: a word of (group neurons x "
+              "weight bits) from an array of (chunk rows x word); a layer's reads are shared "
+              "among its tile memories in proportion to the rows each holds (exact for one "
+              "memory per layer and for equal tiles)",
     "neuron_update": "one add per leak shift, one for the input current, one for a bias if "
                      "present, one compare (an add) at the membrane width",
 }
@@ -69,13 +74,37 @@ def sram_read_pj(word_bits: int, array_bits: int) -> float:
     return per64 * word_bits / 64
 
 
+def weight_memories(layer, layer_layout=None) -> list[tuple[int, int]]:
+    """``(word bits, rows)`` of every weight memory the hardware builds for ``layer``.
+
+    Without a layout: one memory of ``n_in`` rows of ``n_out`` weights (the
+    untiled array of the Panda-style figures). With a
+    :class:`~spikeforge.hw.layout.LayerLayout`: one per chunk of every group.
+    """
+    if layer_layout is None:
+        return [(layer.n_out * layer.weight_bits, layer.n_in)]
+    return [(g.size * layer.weight_bits, len(c)) for g in layer_layout.groups
+            for c in g.chunks if len(c)]
+
+
+def read_energy_pj(memories: list[tuple[int, int]]) -> float:
+    """Mean energy of one row read, reads shared by rows held (``RULES['layout']``)."""
+    rows = sum(r for _, r in memories)
+    if rows == 0:
+        return 0.0
+    return sum(r * sram_read_pj(w, w * r) for w, r in memories) / rows
+
+
 def energy_report(
-    net: QNet, counters: dict[str, dict[str, np.ndarray]], *, source: str
+    net: QNet, counters: dict[str, dict[str, np.ndarray]], *, source: str, layout=None
 ) -> dict[str, Any]:
     """Mean energy per sample, per layer and in total, from per-sample counters.
 
     ``counters[layer][name]`` are int arrays ``[N]`` (reference or RTL);
     ``source`` names where they came from and is copied into the report.
+    ``layout`` (a :class:`~spikeforge.hw.layout.HardwareLayout`) is the hardware
+    the counters came from: weight reads are costed at its memories' words and
+    sizes; without it, one memory per layer.
     """
     layers = []
     tot_snn = tot_ann = tot_hw = 0.0
@@ -87,8 +116,9 @@ def energy_report(
         n_ops = len(layer.leak_shifts) + 1 + (layer.bias is not None) + 1
         e_acc = c["synaptic_events"] * add_energy_pj(layer.accumulator_bits)
         e_upd = c["neuron_updates"] * n_ops * add_energy_pj(layer.membrane_bits)
-        word = layer.n_out * layer.weight_bits
-        e_mem = c["weight_reads"] * sram_read_pj(word, word * layer.n_in)
+        mems = weight_memories(layer, None if layout is None else layout.layer(layer.name))
+        e_mem = c["weight_reads"] * read_energy_pj(mems)
+        word = max(w for w, _ in mems) if mems else 0
         hw = e_acc + e_upd + e_mem
         layers.append({
             "name": layer.name,
@@ -99,7 +129,7 @@ def energy_report(
                 "accumulate_pj": e_acc, "neuron_update_pj": e_upd, "weight_read_pj": e_mem,
                 "total_pj": hw, "accumulator_bits": layer.accumulator_bits,
                 "membrane_bits": layer.membrane_bits, "word_bits": word,
-                "memory_bits": word * layer.n_in,
+                "memory_bits": sum(w * r for w, r in mems), "memories": len(mems),
             },
         })
         tot_snn += e_snn
@@ -107,6 +137,7 @@ def energy_report(
         tot_hw += hw
     return {
         "source": source,
+        "layout": "default (one memory per layer)" if layout is None else "as built",
         "per": "sample (mean over the samples run)",
         "snn_pj": tot_snn,
         "ann_pj": tot_ann,

@@ -1,4 +1,4 @@
-"""Energy model (shared/design/ENERGY.md): Horowitz table, interpolation rules, report."""
+"""Energy model (docs/ENERGY.md): Horowitz table, interpolation rules, report."""
 
 from __future__ import annotations
 
@@ -191,3 +191,41 @@ def test_energy_report_no_spikes_gives_infinite_ee():
     assert r["snn_pj"] == 0.0
     assert math.isinf(r["ee"])
     assert r["ann_pj"] > 0
+
+
+# ----------------------------------------------------------------------------- layouts
+
+
+def test_energy_follows_the_layout_built():
+    """Tiled and untiled hardware differ exactly by their weight reads (issue: one model)."""
+    from spikeforge.energy import read_energy_pj, weight_memories
+    from spikeforge.hw.layout import Group, HardwareLayout, LayerLayout
+    from spikeforge.reference import simulate
+
+    rng = np.random.default_rng(3)
+    w = rng.integers(1, 8, size=(32, 40)) * rng.choice([-1, 1], size=(32, 40))  # no zeros
+    fc = Layer(name="fc", n_in=40, n_out=32, weight_bits=4, weights=w, threshold=9,
+               membrane_bits=12, leak_shifts=(2,))
+    net = QNet(layers=(fc,), timesteps=5, input=InputSpec(size=40))
+    x = (rng.random((6, 5, 40)) < 0.3).astype(np.uint8)
+    flat = HardwareLayout.default(net)
+    lines = tuple(range(40))
+    tiled = HardwareLayout((LayerLayout("fc", 40, 32, tuple(
+        Group(lo, lo + 8, (lines[:20], lines[20:])) for lo in range(0, 32, 8)), 4),))
+    r_flat = energy_report(net, simulate(net, x, flat.visits()).counters, source="r",
+                           layout=flat)
+    r_tile = energy_report(net, simulate(net, x, tiled.visits()).counters, source="r",
+                           layout=tiled)
+    f, t = r_flat["layers"][0], r_tile["layers"][0]
+    assert f["counts"]["synaptic_events"] == t["counts"]["synaptic_events"]
+    assert t["counts"]["weight_reads"] == 4 * f["counts"]["weight_reads"]  # one row in each of 4 groups
+    for k in ("accumulate_pj", "neuron_update_pj"):
+        assert f["hardware"][k] == pytest.approx(t["hardware"][k], rel=1e-12)
+    assert weight_memories(fc, tiled.layer("fc")) == [(32, 20)] * 8
+    assert t["hardware"]["weight_read_pj"] == pytest.approx(
+        t["counts"]["weight_reads"] * sram_read_pj(32, 32 * 20))
+    assert f["hardware"]["weight_read_pj"] == pytest.approx(
+        f["counts"]["weight_reads"] * read_energy_pj([(128, 40)]))
+    diff = r_tile["hardware_pj"] - r_flat["hardware_pj"]
+    assert diff == pytest.approx(t["hardware"]["weight_read_pj"] - f["hardware"]["weight_read_pj"])
+    assert r_tile["layout"] == "as built" and t["hardware"]["memories"] == 8
