@@ -13,7 +13,7 @@ prediction equals snnTorch's (the issue asks for >= 98 %), and the same for the
 float import.
 
 snnTorch is never a project dependency: it lives beside the project's torch,
-installed with ``pip install --no-deps --target /work/peers snntorch loguru``
+installed with ``pip install --no-deps --target ../peers snntorch loguru``
 (docs/TRAINING.md), and ``--peers-path`` puts it on ``sys.path``.
 
 snnTorch 1.0.0's exporter with nir 1.0.8 needs per-neuron ``beta`` and
@@ -22,7 +22,7 @@ shape ``()`` and ``nir``'s type check rejects the graph.
 
 Usage::
 
-    .venv/bin/python benchmarks/nir_snntorch.py --peers-path /work/peers
+    .venv/bin/python benchmarks/nir_snntorch.py --peers-path ../peers
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def spike_counts(snn, net: torch.nn.Sequential, spikes: torch.Tensor) -> torch.T
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--peers-path", default="/work/peers")
+    p.add_argument("--peers-path", default="../peers")
     p.add_argument("--dataset", choices=("mnist", "digits"), default="mnist")
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--timesteps", type=int, default=20)

@@ -8,8 +8,8 @@ runs in its own process (so peak RSS is its own) and reports seconds per
 training epoch, test accuracy, inference images/s at batch 256 and peak RSS.
 
 snnTorch 1.0.0 and SpikingJelly 2.0.0 are never project dependencies: install
-them beside the project's torch with ``pip install --no-deps --target /work/peers
-snntorch spikingjelly loguru`` and pass ``--peers-path /work/peers``; a peer that
+them beside the project's torch with ``pip install --no-deps --target ../peers
+snntorch spikingjelly loguru`` and pass ``--peers-path ../peers``; a peer that
 cannot be imported is reported as failed and skipped. Both peers use the same
 exponential surrogate function object as spikeforge and a detached reset.
 
@@ -21,7 +21,7 @@ kernel), ``snntorch``, ``spikingjelly``.
 Usage::
 
     .venv/bin/python benchmarks/train_speed.py --epochs 1 --threads 2 \
-        --peers-path /work/peers
+        --peers-path ../peers
 """
 
 from __future__ import annotations
@@ -219,7 +219,7 @@ def main() -> None:
     p.add_argument("--beta", type=float, default=0.8187)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=0, help="train on the first N images only")
-    p.add_argument("--peers-path", default="/work/peers")
+    p.add_argument("--peers-path", default="../peers")
     p.add_argument("--adam", choices=tuple(_ADAM), default="fused",
                    help="torch's Adam for every implementation: one fused kernel (default, "
                         "what spikeforge's trainer uses) or torch's default foreach loop")

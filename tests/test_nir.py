@@ -290,9 +290,9 @@ def test_export_refuses_a_refractory_period() -> None:
 # --------------------------------------------------------------------------- snnTorch (peers)
 
 def _import_snntorch():
-    """snnTorch from ``SPIKEFORGE_PEERS`` (default /work/peers); fails, never skips, when absent."""
-    path = os.environ.get("SPIKEFORGE_PEERS", "/work/peers")
-    if path not in sys.path:
+    """snnTorch, importable or in ``SPIKEFORGE_PEERS``; fails, never skips, when absent."""
+    path = os.environ.get("SPIKEFORGE_PEERS")
+    if path and path not in sys.path:
         sys.path.insert(0, path)
     try:
         with warnings.catch_warnings():
@@ -301,8 +301,8 @@ def _import_snntorch():
             from snntorch.export_nir import export_to_nir
     except ImportError as e:
         pytest.fail(f"the peers test needs snnTorch ({e}); install it beside the project's torch "
-                    "with `pip install --no-deps --target /work/peers snntorch loguru` or set "
-                    "SPIKEFORGE_PEERS to where it is")
+                    "with `pip install --no-deps --target DIR snntorch loguru` and set "
+                    "SPIKEFORGE_PEERS=DIR")
     return snntorch, export_to_nir
 
 
