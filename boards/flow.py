@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikeforge.boards.fit import check_fit, estimate
+from spikeforge.boards.fit import FitReport, check_fit, estimate
 from spikeforge.boards.protocol import LinkFormat
 from spikeforge.boards.target import Family, Target
 from spikeforge.boards.top import BoardCore, BoardTop, default_buffer_depth
@@ -37,8 +37,9 @@ from spikeforge.errors import SpikeforgeError
 from spikeforge.hw.layout import HardwareLayout
 from spikeforge.hw.params import NetworkParams
 from spikeforge.qnet import QNet
+from spikeforge.signals import terminating
 
-__all__ = ["BuildOptions", "ToolError", "build", "find_tools"]
+__all__ = ["BuildOptions", "Preflight", "ToolError", "build", "find_tools", "preflight"]
 
 NAME = "top"
 
@@ -90,12 +91,13 @@ class _Progress:
         t0 = time.perf_counter()
         with open(log, "w") as out:
             proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
-            if self.console is not None:
-                with self.console.status(f"{label} …") as status:
-                    while proc.poll() is None:
-                        time.sleep(0.5)
-                        status.update(f"{label} … {time.perf_counter() - t0:.0f} s")
-            proc.wait()
+            with terminating(proc):  # Ctrl-C / SIGTERM: the tool is stopped, not orphaned
+                if self.console is not None:
+                    with self.console.status(f"{label} …") as status:
+                        while proc.poll() is None:
+                            time.sleep(0.5)
+                            status.update(f"{label} … {time.perf_counter() - t0:.0f} s")
+                proc.wait()
         dt = time.perf_counter() - t0
         if proc.returncode != 0:
             tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
@@ -118,11 +120,12 @@ def _warm_tools(tools: dict[str, str], progress: _Progress, stage: Path) -> dict
         t0 = time.perf_counter()
         with open(log, "w") as out:
             proc = subprocess.Popen(args, cwd=stage, stdout=out, stderr=subprocess.STDOUT)
-            if progress.console is not None:
-                with progress.console.status(f"{name}: checking (its first call compiles it, "
-                                             "about a minute, cached afterwards) …"):
-                    proc.wait()
-            proc.wait()
+            with terminating(proc):
+                if progress.console is not None:
+                    with progress.console.status(f"{name}: checking (its first call compiles "
+                                                 "it, about a minute, cached afterwards) …"):
+                        proc.wait()
+                proc.wait()
         times[name] = round(time.perf_counter() - t0, 2)
         if "Preparing to run" in log.read_text(errors="replace"):
             progress.note(f"{name}: compiled on first call in {times[name]:.0f} s (cached now)")
@@ -213,20 +216,60 @@ def _fmax(report: dict) -> float | None:
     return min(vals) if vals else None
 
 
+@dataclass(frozen=True)
+class Preflight:
+    """What the build settles before any tool runs or anything is written."""
+
+    divisor: int
+    params: NetworkParams
+    depth: int
+    fit: FitReport
+
+
+def min_buffer_depth(params: NetworkParams) -> int:
+    """Fewest input words a buffer needs for any sample: its pixels, or its T step ends."""
+    return max(2, params.qnet.n_in if params.encoder else params.timesteps)
+
+
+def preflight(qnet: QNet, target: Target, options: BuildOptions, *, fit: bool = True,
+              uart: bool = True) -> Preflight:
+    """Check the UART, the buffer and the fits (pass 1) — one line naming what is wrong.
+
+    Runs in well under a second; ``spikeforge build`` calls it before it writes
+    anything, and :func:`build` again as its first pass. ``board run --sim``
+    skips the fits (``fit=False``) and the baud rate (``uart=False``: the
+    simulated UART runs at 4 cycles a bit).
+    """
+    divisor = 4
+    if uart:
+        try:
+            divisor = divisor_for(target.clock_hz, options.baud)
+        except ValueError as e:
+            raise SpikeforgeError(f"--baud {options.baud}: {e}") from None
+    params = NetworkParams(qnet, encoder=options.encoder, layout=options.layout)
+    depth = options.buffer_depth or default_buffer_depth(params)
+    need = min_buffer_depth(params)
+    if depth < need:
+        what = (f"the {qnet.n_in} pixels" if options.encoder
+                else f"the {params.timesteps} step-end words")
+        given = (f"--buffer {depth}" if options.buffer_depth
+                 else f"--buffer: the default of {depth} words")
+        raise SpikeforgeError(f"{given} cannot hold a sample: it needs at least {need} words "
+                              f"({what})")
+    report = estimate(params, LinkFormat(params, depth), target)
+    if fit:
+        check_fit(report, target)
+    return Preflight(divisor, params, depth, report)
+
+
 def build(qnet: QNet, target: Target, stage: Path, options: BuildOptions, *,
           qnet_name: str = "", console=None) -> dict:
     """Run every pass into ``stage`` and return what ``build.json`` holds."""
     progress = _Progress(console)
     t_start = time.perf_counter()
-    try:
-        divisor = divisor_for(target.clock_hz, options.baud)
-    except ValueError as e:
-        raise SpikeforgeError(f"--baud {options.baud}: {e}") from None
-    params = NetworkParams(qnet, encoder=options.encoder, layout=options.layout)
-    depth = options.buffer_depth or default_buffer_depth(params)
-    # 1. fit
-    fit = estimate(params, LinkFormat(params, depth), target)
-    check_fit(fit, target)
+    # 1. fit (UART divisor, buffer, resources)
+    pre = preflight(qnet, target, options)
+    divisor, params, depth, fit = pre.divisor, pre.params, pre.depth, pre.fit
     progress.note(f"building {qnet_name or qnet.name} for {target.name} ({target.part.device})")
     progress.note(f"fit: about {fit.luts} LUTs of {fit.luts_available}, {fit.bram_blocks} "
                   f"of {fit.bram_available} {target.part.bram.primitive}")

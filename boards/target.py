@@ -14,6 +14,7 @@ import importlib
 from dataclasses import dataclass
 
 from spikeforge.errors import SpikeforgeError
+from spikeforge.yamlio import short
 
 __all__ = ["BramGeometry", "Family", "Part", "Target", "TargetError", "get_target", "targets"]
 
@@ -132,5 +133,6 @@ def get_target(name: str) -> Target:
     """The target called ``name``; :class:`TargetError` naming the known ones otherwise."""
     known = targets()
     if name not in known:
-        raise TargetError(f"--board {name!r}: no such board or part; known: {', '.join(known)}")
+        raise TargetError(f"--board {short(name)}: no such board or part; known: "
+                          f"{', '.join(known)}")
     return known[name]

@@ -24,12 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
-from spikeforge.yamlio import read_yaml
 from spikeforge.errors import ConfigError
 from spikeforge.hw.params import index_bits
 from spikeforge.qnet import Layer, QNet
+from spikeforge.yamlio import read_yaml, short
 
 __all__ = [
+    "MAX_LANES",
+    "MAX_MAPPING_TILES",
     "Group",
     "HardwareLayout",
     "LayerLayout",
@@ -43,6 +45,13 @@ __all__ = [
 
 class LayoutError(ConfigError):
     """A mapping or lane setting the hardware cannot build (one line, exit status 2)."""
+
+
+#: Most tiles a mapping file may list (``spikeforge map`` supports meshes of at most
+#: this many positions: ``spikeforge.mapping.hardware.MAX_TILES``).
+MAX_MAPPING_TILES = 4096
+#: Most neuron update lanes (``--lanes``, ``hardware.tile.neuron_lanes``).
+MAX_LANES = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -131,8 +140,9 @@ def default_layer_layout(layer: Layer, lanes: int | None = None) -> LayerLayout:
 
 
 def _check_lanes(lanes: int, where: str, field: str) -> int:
-    if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1:
-        raise LayoutError(where, field, f"must be a positive integer, not {lanes!r}")
+    if isinstance(lanes, bool) or not isinstance(lanes, int) or not 1 <= lanes <= MAX_LANES:
+        raise LayoutError(where, field, f"must be an integer in 1..{MAX_LANES}, not "
+                          f"{short(lanes)}")
     return lanes
 
 
@@ -216,16 +226,38 @@ class HardwareLayout:
             for d in doc["layers"]), source=doc["source"])
 
 
-def _ranges(value, where: str) -> list[int]:
-    lines: list[int] = []
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _ranges(value, where: str, n_in: int, seen: np.ndarray, group: str) -> list[int]:
+    """The lines of ``axons`` ranges, each inside ``[0, n_in)``; ``seen`` marks the group's."""
     if not isinstance(value, list):
-        raise LayoutError(where, "axons", f"must be a list of [lo, hi) ranges, not {value!r}")
+        raise LayoutError(where, "axons", f"must be a list of [lo, hi) ranges, not {short(value)}")
+    lines: list[int] = []
     for r in value:
-        if (not isinstance(r, list) or len(r) != 2 or not all(isinstance(x, int) for x in r)
+        if (not isinstance(r, list) or len(r) != 2 or not all(_is_int(x) for x in r)
                 or r[0] >= r[1]):
-            raise LayoutError(where, "axons", f"{r!r} is not a [lo, hi) range")
+            raise LayoutError(where, "axons", f"{short(r)} is not a [lo, hi) range of integers")
+        if r[0] < 0 or r[1] > n_in:
+            raise LayoutError(where, "axons", f"[{short(r[0])}, {short(r[1])}) is outside the "
+                              f"layer's input lines [0, {n_in})")
+        twice = np.flatnonzero(seen[r[0]:r[1]])
+        if len(twice):
+            raise LayoutError(where, "axons", f"line {r[0] + int(twice[0])} appears twice in "
+                              f"the axons of neurons {group}")
+        seen[r[0]:r[1]] = True
         lines.extend(range(r[0], r[1]))
     return lines
+
+
+def _tile_int(t: dict, key: str, where: str) -> int:
+    if key not in t:
+        raise LayoutError(where, key, "is missing")
+    v = t[key]
+    if not _is_int(v) or v < 0:
+        raise LayoutError(where, key, f"must be an integer >= 0, not {short(v)}")
+    return v
 
 
 def choose_layout(qnet: QNet, mapping: str | Path | None = None,
@@ -249,31 +281,59 @@ def load_layout(path: str | Path, qnet: QNet, lanes: int | None = None) -> Hardw
 def layout_from_document(doc, qnet: QNet, lanes: int | None = None,
                          source: str = "mapping") -> HardwareLayout:
     """The layout of a mapping document (the content of a ``mapping.yaml``); see
-    :func:`load_layout`."""
+    :func:`load_layout`.
+
+    Every number is checked before anything is built from it: integers only (no
+    ``true``, no ``3.7``), neurons inside the layer's ``[0, n_out)``, axons inside
+    its ``[0, n_in)`` and in one chunk of a group only, at most
+    :data:`MAX_MAPPING_TILES` tiles, lanes in ``1..``:data:`MAX_LANES`.
+    """
     src = source
     if not isinstance(doc, dict) or doc.get("format") != "mapping/1":
         raise LayoutError(src, "format", "must be mapping/1 (written by spikeforge map)")
+    field = "hardware.tile.neuron_lanes"
     try:
-        tile_lanes = int(doc["hardware"]["tile"]["neuron_lanes"])
-    except (KeyError, TypeError, ValueError):
-        raise LayoutError(src, "hardware.tile.neuron_lanes", "is missing or not an integer"
-                          ) from None
+        tile_lanes = doc["hardware"]["tile"]["neuron_lanes"]
+    except (KeyError, TypeError):
+        raise LayoutError(src, field, "is missing") from None
+    if not _is_int(tile_lanes) or not 1 <= tile_lanes <= MAX_LANES:
+        raise LayoutError(src, field, f"must be an integer in 1..{MAX_LANES}, not "
+                          f"{short(tile_lanes)}")
     tiles = doc.get("tiles")
     p = tile_lanes if lanes is None else _check_lanes(lanes, "--lanes", "lanes")
     if not isinstance(tiles, list) or not tiles:
         raise LayoutError(src, "tiles", "must be a non-empty list")
+    if len(tiles) > MAX_MAPPING_TILES:
+        raise LayoutError(src, "tiles", f"lists {len(tiles)} tiles; at most "
+                          f"{MAX_MAPPING_TILES} are supported")
+    known = {layer.name: layer for layer in qnet.layers}
     by_layer: dict[str, dict[tuple[int, int], list[tuple[int, list[int]]]]] = {}
+    seen: dict[tuple[str, tuple[int, int]], np.ndarray] = {}
     for k, t in enumerate(tiles):
         where = f"{src}: tiles.{k}"
-        try:
-            name, frag, neurons = t["layer"], int(t["fragment"]), t["neurons"]
-            lines = _ranges(t["axons"], where)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise LayoutError(where, str(exc).strip("'"), "is missing or malformed") from None
+        if not isinstance(t, dict):
+            raise LayoutError(where, "-", f"must be a mapping, not {short(t)}")
+        for key in ("layer", "neurons", "axons"):
+            if key not in t:
+                raise LayoutError(where, key, "is missing")
+        name, neurons = t["layer"], t["neurons"]
+        frag = _tile_int(t, "fragment", where)
+        if not isinstance(name, str):
+            raise LayoutError(where, "layer", f"must be a layer name, not {short(name)}")
+        if name not in known:
+            raise LayoutError(where, "layer", f"layer {name[:80]} is not in the QNet")
+        layer = known[name]
         if (not isinstance(neurons, list) or len(neurons) != 2
-                or not all(isinstance(x, int) for x in neurons)):
-            raise LayoutError(where, "neurons", f"{neurons!r} is not a [lo, hi) range")
-        by_layer.setdefault(name, {}).setdefault(tuple(neurons), []).append((frag, lines))
+                or not all(_is_int(x) for x in neurons)):
+            raise LayoutError(where, "neurons", f"{short(neurons)} is not a [lo, hi) range "
+                              "of integers")
+        lo, hi = neurons
+        if not (0 <= lo < hi <= layer.n_out):
+            raise LayoutError(where, "neurons", f"[{lo}, {hi}) is outside layer {name}'s "
+                              f"neurons [0, {layer.n_out})")
+        mask = seen.setdefault((name, (lo, hi)), np.zeros(layer.n_in, dtype=bool))
+        lines = _ranges(t["axons"], where, layer.n_in, mask, f"[{lo}, {hi})")
+        by_layer.setdefault(name, {}).setdefault((lo, hi), []).append((frag, lines))
     layers = []
     for layer in qnet.layers:
         groups_doc = by_layer.pop(layer.name, None)
@@ -281,17 +341,12 @@ def layout_from_document(doc, qnet: QNet, lanes: int | None = None,
             raise LayoutError(src, "tiles", f"no tile holds layer {layer.name}")
         groups = []
         for (lo, hi), chunks in sorted(groups_doc.items()):
-            chunks.sort()  # chunk 0 (the neuron tile) has the lowest fragment number
-            if not (0 <= lo < hi <= layer.n_out):
-                raise LayoutError(f"{src}: layer {layer.name}", "neurons",
-                                  f"[{lo}, {hi}) is outside [0, {layer.n_out})")
+            chunks.sort(key=lambda c: c[0])  # chunk 0 (the neuron tile): lowest fragment
             keep = _nonzero_lines(layer.weights, lo, hi)
             groups.append(Group(lo, hi, tuple(tuple(i for i in c if i in keep)
                                               for _, c in chunks)))
         layers.append(LayerLayout(layer.name, layer.n_in, layer.n_out, tuple(groups),
                                   min(p, max(g.size for g in groups))))
-    if by_layer:
-        raise LayoutError(src, "tiles", f"layer {sorted(by_layer)[0]} is not in the QNet")
     out = HardwareLayout(tuple(layers), source=src)
     out.check(qnet)
     return out

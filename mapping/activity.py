@@ -19,7 +19,14 @@ from spikeforge.errors import SpikeforgeError
 from spikeforge.qnet import QNet
 from spikeforge.reference import simulate
 
-__all__ = ["Activity", "ActivitySource", "measure_activity", "synthetic_inputs"]
+__all__ = ["MAX_ACTIVITY_VALUES", "MAX_SAMPLES", "Activity", "ActivitySource",
+           "activity_values", "check_activity_size", "measure_activity", "synthetic_inputs"]
+
+#: Most samples the mapper measures (``--samples``).
+MAX_SAMPLES = 100_000
+#: Most spike values (samples x steps x (inputs + neurons of every layer)) the activity
+#: pass keeps: 128 Mi bytes of uint8 spikes; rate coding them takes 8 bytes per input value.
+MAX_ACTIVITY_VALUES = 1 << 27
 
 
 class ActivitySource(enum.Enum):
@@ -64,12 +71,40 @@ class Activity:
         return self.outputs[layer].sum(axis=0, dtype=np.int64) / self.samples
 
 
+def activity_values(net: QNet, samples: int) -> int:
+    """Spike values the activity pass keeps for ``samples`` samples of ``net``."""
+    return samples * net.timesteps * (net.n_in + sum(layer.n_out for layer in net.layers))
+
+
+def check_activity_size(net: QNet, samples: int, option: str = "--samples") -> None:
+    """Refuse (one line naming ``option``) a sample count whose spikes exceed the limit."""
+    n = activity_values(net, samples)
+    if n > MAX_ACTIVITY_VALUES:
+        most = MAX_ACTIVITY_VALUES // max(1, activity_values(net, 1))
+        raise SpikeforgeError(
+            f"{option} {samples}: {samples} samples x {net.timesteps} steps x "
+            f"({net.n_in} inputs + {n // (samples * net.timesteps) - net.n_in} neurons) = {n} "
+            f"spike values, over the limit of {MAX_ACTIVITY_VALUES}; use at most {most} samples")
+
+
 def synthetic_inputs(net: QNet, samples: int, rate: float, seed: int) -> np.ndarray:
-    """Bernoulli spike trains ``[samples, T, n_in]`` at ``rate`` (fallback without data)."""
-    if not 0.0 <= rate <= 1.0:
+    """Bernoulli spike trains ``[samples, T, n_in]`` at ``rate`` (fallback without data).
+
+    Drawn a block of samples at a time (the same numbers as one draw), so only the
+    uint8 result is ever whole; :func:`check_activity_size` bounds ``samples`` first.
+    """
+    if not (0.0 <= rate <= 1.0):
         raise SpikeforgeError(f"input spike rate must lie in [0, 1], not {rate!r}")
+    if samples < 1:
+        raise SpikeforgeError(f"--samples must be positive, not {samples}")
+    check_activity_size(net, samples)
     rng = np.random.default_rng(seed)
-    return (rng.random((samples, net.timesteps, net.n_in)) < rate).astype(np.uint8)
+    out = np.empty((samples, net.timesteps, net.n_in), dtype=np.uint8)
+    block = max(1, (1 << 22) // max(1, net.timesteps * net.n_in))
+    for lo in range(0, samples, block):
+        hi = min(samples, lo + block)
+        out[lo:hi] = rng.random((hi - lo, net.timesteps, net.n_in)) < rate
+    return out
 
 
 def measure_activity(net: QNet, spikes_in: np.ndarray,

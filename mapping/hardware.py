@@ -19,7 +19,11 @@ Example (``examples/hw/mesh4x4_256.yaml``)::
     clock_mhz: 100
 
 Every error is one :class:`~spikeforge.errors.ConfigError` line naming the file
-and the field.
+and the field. Integers must be integers (``true``, ``3.7`` and ``"4"`` are
+refused) and everything is bounded before anything is allocated: at most
+:data:`MAX_TILES` mesh positions (the placer keeps position-by-position
+matrices, see :func:`placement_bytes`), at most :data:`MAX_TILE_LINES` axons and
+neurons per tile.
 """
 
 from __future__ import annotations
@@ -31,10 +35,13 @@ from typing import Annotated
 from pydantic import Field, ValidationError, model_validator
 
 from spikeforge.configbase import StrictModel, validation_error
-from spikeforge.yamlio import read_yaml
 from spikeforge.errors import ConfigError
+from spikeforge.yamlio import read_yaml
 
 __all__ = [
+    "MAX_MAPPER_BYTES",
+    "MAX_TILES",
+    "MAX_TILE_LINES",
     "HardwareSpec",
     "IoPort",
     "MeshShape",
@@ -42,28 +49,56 @@ __all__ = [
     "TileSpec",
     "hardware_from_dict",
     "load_hardware",
+    "placement_bytes",
 ]
 
-_MAX_DIM = 256  # a 256 x 256 mesh is far beyond any chip this targets; catches typos
+#: Mesh positions (``rows * cols``) a hardware description may have: the placer keeps
+#: position-by-position distance and traffic matrices (:func:`placement_bytes`).
+MAX_TILES = 4096
+_MAX_DIM = MAX_TILES  # one side; rows * cols <= MAX_TILES is checked too
+#: Axons and neurons of one tile.
+MAX_TILE_LINES = 1 << 16
+#: The most memory the placer's matrices may take (bytes), checked before any is made.
+MAX_MAPPER_BYTES = 2 << 30
+
+
+def placement_bytes(n_tiles: int) -> int:
+    """Bytes of the placer's largest matrices for ``n_tiles`` tiles (I/O port included).
+
+    :class:`~spikeforge.mapping.placement.PlacementProblem` keeps the distances
+    between every two positions and the symmetric traffic, the traffic pass
+    keeps three ``[F+1, F+1]`` matrices (``F <= n_tiles``) and their sum: about
+    six float64 matrices of ``(n_tiles + 1)^2``.
+    """
+    return 6 * 8 * (n_tiles + 1) ** 2
 
 
 _Strict = StrictModel
+_Int = Annotated[int, Field(strict=True)]  # no bools, no 3.7, no "4"
+_Float = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
 class MeshShape(_Strict):
     """Mesh dimensions in tile positions."""
 
-    rows: Annotated[int, Field(ge=1, le=_MAX_DIM)]
-    cols: Annotated[int, Field(ge=1, le=_MAX_DIM)]
+    rows: Annotated[_Int, Field(ge=1, le=_MAX_DIM)]
+    cols: Annotated[_Int, Field(ge=1, le=_MAX_DIM)]
+
+    @model_validator(mode="after")
+    def _size(self) -> MeshShape:
+        if self.rows * self.cols > MAX_TILES:
+            raise ValueError(f"{self.rows}x{self.cols} = {self.rows * self.cols} positions; "
+                             f"at most {MAX_TILES} are supported")
+        return self
 
 
 class TileSpec(_Strict):
     """Limits of one crossbar tile (all tiles are equal)."""
 
-    axons: Annotated[int, Field(ge=1, le=1 << 20)]
-    neurons: Annotated[int, Field(ge=1, le=1 << 20)]
-    synapse_memory_bits: Annotated[int, Field(ge=2, le=1 << 34)]
-    neuron_lanes: Annotated[int, Field(ge=1, le=1 << 16)] = 1
+    axons: Annotated[_Int, Field(ge=1, le=MAX_TILE_LINES)]
+    neurons: Annotated[_Int, Field(ge=1, le=MAX_TILE_LINES)]
+    synapse_memory_bits: Annotated[_Int, Field(ge=2, le=1 << 34)]
+    neuron_lanes: Annotated[_Int, Field(ge=1, le=MAX_TILE_LINES)] = 1
 
     @model_validator(mode="after")
     def _lanes_fit(self) -> TileSpec:
@@ -77,15 +112,15 @@ class TileSpec(_Strict):
 class NocSpec(_Strict):
     """Cost of moving one packet (a spike or a partial sum) one mesh hop."""
 
-    hop_cycles: Annotated[int, Field(ge=0, le=1000)] = 1
-    hop_energy_pj: Annotated[float, Field(ge=0.0)] = 1.0
+    hop_cycles: Annotated[_Int, Field(ge=0, le=1000)] = 1
+    hop_energy_pj: Annotated[_Float, Field(ge=0.0, le=1e9)] = 1.0
 
 
 class IoPort(_Strict):
     """Where input spikes enter the mesh; may lie one step outside it (a border port)."""
 
-    row: int = 0
-    col: int = -1
+    row: Annotated[_Int, Field(ge=-1, le=_MAX_DIM)] = 0
+    col: Annotated[_Int, Field(ge=-1, le=_MAX_DIM)] = -1
 
 
 class HardwareSpec(_Strict):
@@ -93,11 +128,11 @@ class HardwareSpec(_Strict):
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")] = "hardware"
     mesh: MeshShape
-    tiles: Annotated[int, Field(ge=1)] | None = None  # None: every mesh position
+    tiles: Annotated[_Int, Field(ge=1, le=MAX_TILES)] | None = None  # None: every position
     tile: TileSpec
     noc: NocSpec = NocSpec()
     io: IoPort = IoPort()
-    clock_mhz: Annotated[float, Field(gt=0.0, le=100_000.0)] = 100.0
+    clock_mhz: Annotated[_Float, Field(gt=0.0, le=100_000.0)] = 100.0
 
     @model_validator(mode="after")
     def _check(self) -> HardwareSpec:
@@ -114,6 +149,10 @@ class HardwareSpec(_Strict):
                                                                                  self.mesh.rows))
         if not border:
             raise ValueError(f"io ({r}, {c}) must sit just outside the mesh, next to a tile")
+        need = placement_bytes(self.n_tiles)
+        if need > MAX_MAPPER_BYTES:
+            raise ValueError(f"{self.n_tiles} tiles need about {need / 2**30:.1f} GiB of "
+                             f"placement matrices; at most {MAX_MAPPER_BYTES / 2**30:.0f} GiB")
         return self
 
     @property

@@ -10,7 +10,6 @@ tile). Writing is atomic.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -18,6 +17,9 @@ from typing import Any
 
 import numpy as np
 import yaml
+
+from spikeforge.jsonio import dumps
+from spikeforge.staging import file_mode
 
 from .analysis import Analysis
 from .hardware import HardwareSpec
@@ -94,6 +96,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, file_mode())  # mkstemp makes 0600 files
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -106,7 +109,7 @@ def write_yaml(path: Path, doc: dict) -> None:
 
 
 def write_json(path: Path, doc: dict) -> None:
-    write_atomic(path, (json.dumps(doc, indent=2) + "\n").encode())
+    write_atomic(path, (dumps(doc, indent=2) + "\n").encode())  # strict: NaN -> null
 
 
 def plot_mesh(path: Path, part: Partition, hw: HardwareSpec, traffic: Traffic,
@@ -122,7 +125,9 @@ def plot_mesh(path: Path, part: Partition, hw: HardwareSpec, traffic: Traffic,
     io = len(frags)
     rows, cols = hw.mesh.rows, hw.mesh.cols
     cmap = plt.get_cmap("tab10")
-    fig, ax = plt.subplots(figsize=(1.2 * cols + 3, 1.2 * rows + 1.5))
+    cell = min(1.2, 30.0 / max(rows, cols))  # inches per tile: at most ~33 in (4000 px) a side
+    fig, ax = plt.subplots(figsize=(cell * cols + 3, cell * rows + 1.5))
+    small = min(1.0, cell / 1.2)  # text shrinks with the tiles
 
     def xy(slot_or_io: int) -> tuple[float, float]:
         if slot_or_io == -1:
@@ -146,7 +151,8 @@ def plot_mesh(path: Path, part: Partition, hw: HardwareSpec, traffic: Traffic,
         ax.add_patch(Rectangle((c - 0.4, -r - 0.4), 0.8, 0.8, facecolor=face,
                                edgecolor="black", alpha=0.85 if f is not None else 1.0,
                                linestyle="-" if s < hw.n_tiles else ":"))
-        ax.text(c, -r, text, ha="center", va="center", fontsize=6)
+        if text:
+            ax.text(c, -r, text, ha="center", va="center", fontsize=6 * small)
     ix, iy = xy(-1)
     ax.add_patch(Rectangle((ix - 0.3, iy - 0.3), 0.6, 0.6, facecolor="white", edgecolor="black"))
     ax.text(ix, iy, "I/O", ha="center", va="center", fontsize=7)

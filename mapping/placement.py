@@ -70,8 +70,10 @@ class PlacementProblem:
         self.weights = t + t.T  # hops do not depend on direction
         coords = np.array([*hw.tile_positions, (hw.io.row, hw.io.col)], dtype=np.int64)
         self.coords = coords
-        self.dist = np.abs(coords[:, None, :] - coords[None, :, :]).sum(axis=2).astype(
-            np.float64)
+        # row and column terms separately: no [n, n, 2] intermediate (see placement_bytes)
+        r, c = coords[:, 0].astype(np.float64), coords[:, 1].astype(np.float64)
+        self.dist = np.abs(r[:, None] - r[None, :])
+        self.dist += np.abs(c[:, None] - c[None, :])
         self.io_slot = self.n_slots  # the I/O port's index in coords / dist
 
     def with_io(self, slots: np.ndarray) -> np.ndarray:
