@@ -29,14 +29,6 @@ import itertools
 
 import numpy as np
 
-try:
-    import nir  # noqa: F401  (checked here so every NIR module fails the same way)
-except ImportError as e:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "NIR support needs the optional packages nir and nirtorch: "
-        "pip install 'spikeforge[nir]' (or -e '.[nir]' in a checkout)"
-    ) from e
-
 __all__ = [
     "DEFAULT_DT",
     "RESET_METADATA",

@@ -30,12 +30,11 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
-import nir
-import nirtorch
 import numpy as np
 import torch
 from torch import nn
 
+from spikeforge.extras import require
 from spikeforge.qnet import Reset
 
 from .layers import (
@@ -53,6 +52,9 @@ from .mlp import LIFMLP
 from .network import SNN
 from .neurons import beta_from_shifts
 from .nir_convention import DEFAULT_DT, RESET_METADATA, NIRError, tau_from_beta, threshold_to_nir
+
+nir = require("nir", "nir", "NIR support")
+nirtorch = require("nirtorch", "nir", "NIR support")
 
 __all__ = ["lifmlp_to_snn", "to_nir"]
 

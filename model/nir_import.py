@@ -23,17 +23,19 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import nir
 import numpy as np
 import torch
 from torch import nn
 
+from spikeforge.extras import require
 from spikeforge.qnet import QNet, Reset
 
 from .layers import LIF, Conv2d, Dense, DenseReadout, Flatten, Pool2d, PoolKind, SpikeCountReadout
 from .lowering import LoweringError, snn_to_qnet
 from .network import SNN
 from .nir_convention import DEFAULT_DT, RESET_METADATA, NIRError, beta_from_tau, threshold_from_nir
+
+nir = require("nir", "nir", "NIR support")
 
 __all__ = ["NIRNetwork", "chain_layers", "from_nir", "nir_to_qnet", "node_chain"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-import nir
+from spikeforge.extras import require
 
 from .lowering import LoweringError, dense_equivalent, snn_to_qnet
 from .nir_convention import (
@@ -28,6 +28,8 @@ from .nir_convention import (
 )
 from .nir_export import lifmlp_to_snn, to_nir
 from .nir_import import NIRNetwork, chain_layers, from_nir, nir_to_qnet, node_chain
+
+nir = require("nir", "nir", "NIR support")
 
 __all__ = [
     "DEFAULT_DT",
