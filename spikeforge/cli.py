@@ -46,7 +46,8 @@ def _cmd_rtl(args: argparse.Namespace) -> int:
     params = NetworkParams(net, encoder=encoder, layout=layout)
     out = Path(args.out).resolve()
     t0 = time.perf_counter()
-    with staged_output(out, inputs) as stage:  # nothing appears in --out unless all of it is written
+    # nothing appears in --out unless all of it is written
+    with staged_output(out, inputs) as stage:
         path = write_verilog(net, stage, encoder=encoder, layout=layout)
         desc = params.describe() | {
             "verilog": path.name, "qnet": str(args.qnet),

@@ -38,7 +38,8 @@ def test_training_export_needs_no_nir():
         "torch.manual_seed(0)\n"
         "net = SNN([Dense(6, 4), LIF(0.875), DenseReadout(4, 2)])\n"
         "q = snn_to_qnet(net, (6,), weight_bits=8, membrane_bits=16, timesteps=3)\n"
-        "print([l.n_out for l in q.layers], 'nir' in sys.modules and sys.modules['nir'] is not None)\n"
+        "print([l.n_out for l in q.layers],\n"
+        "      'nir' in sys.modules and sys.modules['nir'] is not None)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=300)
