@@ -1,4 +1,4 @@
-"""Operation counts and Panda-convention energy of a float network (shared/design/ENERGY.md).
+"""Operation counts and Panda-convention energy of a float network (docs/ENERGY.md).
 
 Panda et al. (2020) count, per sample, an accumulate (AC, ``E_AC``) for every
 (input spike, synapse) pair and a multiply-accumulate (MAC, ``E_MAC``) for
