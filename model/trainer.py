@@ -19,10 +19,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import shutil
+import signal
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -31,10 +36,13 @@ import torch
 import yaml
 from torch import nn
 
+from spikeforge import jsonio
 from spikeforge.errors import SpikeforgeError
 from spikeforge.qnet import Reset
+from spikeforge.staging import MARKER, check_out, claim_out, release_out, write_marker
 
 from .augment import Augment
+from .checkpoint import config_fingerprint, load_checkpoint, save_checkpoint, write_atomic
 from .config import (
     ConvSpec,
     Dataset,
@@ -67,8 +75,14 @@ from .neurons import beta_from_shifts
 __all__ = ["build_model", "export_qnet", "load_data", "train_from_config"]
 
 
-def load_data(cfg: TrainRunConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(x_train, y_train, x_test, y_test)``; images float32 ``[N, *input_shape]``."""
+def load_data(cfg: TrainRunConfig, source: str = "config"
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(x_train, y_train, x_test, y_test)``; images float32 ``[N, *input_shape]``.
+
+    The data must fit the config: images of ``model.input_shape``'s size, labels
+    in ``0..classes-1`` (the last dense layer's width), at least one training and
+    one test image. Otherwise one :class:`SpikeforgeError` line naming ``source``.
+    """
     from spikeforge import datasets
 
     d = cfg.data
@@ -81,7 +95,8 @@ def load_data(cfg: TrainRunConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     else:
         from .data import load_digits_split
 
-        arrays = load_digits_split(seed=cfg.seed)
+        # scikit-learn's random_state takes 0..2^32-1; seeds go to 2^64-1
+        arrays = load_digits_split(seed=cfg.seed % 2**32)
     xtr, ytr, xte, yte = arrays
     if d.train_limit:
         xtr, ytr = xtr[:d.train_limit], ytr[:d.train_limit]
@@ -89,8 +104,19 @@ def load_data(cfg: TrainRunConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Te
         xte, yte = xte[:d.test_limit], yte[:d.test_limit]
     shape = tuple(cfg.model.input_shape)
     if int(np.prod(shape)) != xtr.shape[1]:
-        raise SpikeforgeError(f"model.input_shape {list(shape)} holds {int(np.prod(shape))} "
-                              f"values, the {d.dataset.value} images {xtr.shape[1]}")
+        raise SpikeforgeError(f"{source}: field model.input_shape: {list(shape)} holds "
+                              f"{int(np.prod(shape))} values, the {d.dataset.value} images "
+                              f"{xtr.shape[1]}")
+    classes = cfg.model.layers[-1].dense
+    for split, x, y in (("training", xtr, ytr), ("test", xte, yte)):
+        if len(x) == 0:
+            raise SpikeforgeError(f"{source}: field data: the {d.dataset.value} {split} set "
+                                  "is empty")
+        lo, hi = int(np.min(y)), int(np.max(y))
+        if lo < 0 or hi >= classes:
+            raise SpikeforgeError(f"{source}: field model.layers.{len(cfg.model.layers) - 1}: "
+                                  f"the readout has {classes} classes, the {d.dataset.value} "
+                                  f"{split} labels run {lo}..{hi}")
 
     def images(x):
         return torch.as_tensor(np.asarray(x, dtype=np.float32)).reshape(len(x), *shape)
@@ -196,41 +222,123 @@ def _optimizer(cfg: TrainRunConfig, model: nn.Module, steps_per_epoch: int):
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
-def _save_atomic(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+class _Outputs:
+    """The claimed ``--out`` folder: records each name in the marker, then writes it atomically."""
+
+    def __init__(self, path: Path, made: list[Path], fresh_marker: bool) -> None:
+        self.path = path
+        self.made = made
+        self.fresh_marker = fresh_marker  # the marker is ours: the folder was new or empty
+        self.recorded = set(_recorded(path))
+        self.written: set[str] = set()
+
+    def record(self, *names: str) -> None:
+        new = [n for n in names if n not in self.recorded]
+        if new:
+            write_marker(self.path, new)
+            self.recorded.update(new)
+
+    def write(self, name: str, write) -> Path:
+        self.record(name)
+        target = self.path / name
+        write_atomic(target, write)
+        self.written.add(name)
+        return target
+
+    def text(self, name: str, text: str) -> Path:
+        data = text.encode("utf-8")
+        return self.write(name, lambda f: f.write(data))
+
+    def release(self) -> None:
+        """After a failure: undo the claim when this run wrote nothing."""
+        if self.written or not self.fresh_marker:
+            return
+        if self.made:
+            release_out(self.path, self.made)
+        elif set(os.listdir(self.path)) <= {MARKER}:
+            with contextlib.suppress(OSError):  # the folder was empty: leave it empty
+                (self.path / MARKER).unlink()
 
 
-def _write_json(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+def _recorded(path: Path) -> list[str]:
+    try:
+        doc = json.loads((path / MARKER).read_text(encoding="utf-8"))
+        names = doc.get("outputs", []) if isinstance(doc, dict) else []
+    except (OSError, ValueError):
+        return []
+    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+
+def _output_names(cfg: TrainRunConfig) -> list[str]:
+    names = ["checkpoint.pt", "history.json", "activity.json", "curves.png", "config.yaml"]
+    if cfg.export is not None:
+        names += [f"{cfg.name}.qnet.yaml", f"{cfg.name}.qnet.npz", "qnet.json"]
+    return names
+
+
+def _claim(cfg: TrainRunConfig, path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
+           resume: bool) -> _Outputs:
+    """Check ``--out`` before any work; create it (fresh runs) and its marker."""
+    inputs = [path, cfg.data.path]
+    out = check_out(out_dir, inputs)
+    if resume:
+        if not out.is_dir():
+            raise SpikeforgeError(f"--out {out_dir}: does not exist; nothing to resume "
+                                  "(--resume continues the run whose checkpoint.pt is there)")
+        if not (out / MARKER).is_file():
+            raise SpikeforgeError(f"--out {out_dir}: was not made by spikeforge train; "
+                                  "nothing to resume (--resume needs its checkpoint.pt)")
+        if not (out / "checkpoint.pt").is_file():
+            raise SpikeforgeError(f"{out / 'checkpoint.pt'}: no checkpoint to resume from "
+                                  "(--resume)")
+    known = set(_recorded(out)) if out.is_dir() else set()
+    for name in _output_names(cfg):
+        p = out / name
+        if (p.exists() or p.is_symlink()) and name not in known:
+            raise SpikeforgeError(f"--out {out_dir}: {name} there was not written by "
+                                  "spikeforge; nothing was replaced")
+        if p.is_dir() and not p.is_symlink():
+            raise SpikeforgeError(f"--out {out_dir}: {name} there is a folder")
+    if resume:
+        return _Outputs(out, [], fresh_marker=False)
+    fresh = not (out / MARKER).is_file()
+    out, made = claim_out(out_dir, inputs)
+    return _Outputs(out, made, fresh_marker=fresh)
 
 
 def plot_curves(history: list[dict], path: Path, title: str) -> None:
-    """Loss and accuracies per epoch as a PNG."""
+    """Loss and accuracies per epoch as a PNG (written atomically)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    fig = _curves(history, title, plt)
+    try:
+        write_atomic(Path(path), lambda f: fig.savefig(f, format="png", dpi=100))
+    finally:
+        plt.close(fig)
+
+
+def _curves(history: list[dict], title: str, plt):
     epochs = [h["epoch"] for h in history]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
     a1.plot(epochs, [h["loss"] for h in history], "o-")
     a1.set_xlabel("epoch")
     a1.set_ylabel("training loss")
     a2.plot(epochs, [100 * h["train_accuracy"] for h in history], "o-", label="train")
-    for t in history[0]["test_accuracy"]:
-        a2.plot(epochs, [100 * h["test_accuracy"][t] for h in history], "o-",
-                label=f"test, T={t}")
+    # eval.timesteps may change on resume: each step count over the epochs that have it
+    steps = sorted({t for h in history for t in h["test_accuracy"]}, key=int)
+    for t in steps:
+        pts = [(h["epoch"], 100 * h["test_accuracy"][t]) for h in history
+               if t in h["test_accuracy"]]
+        a2.plot([e for e, _ in pts], [a for _, a in pts], "o-", label=f"test, T={t}")
     a2.set_xlabel("epoch")
     a2.set_ylabel("accuracy (%)")
     a2.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
 
 
 def train_from_config(path: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
@@ -242,11 +350,13 @@ def train_from_config(path: str | os.PathLike[str], out_dir: str | os.PathLike[s
     path : path-like
         Training configuration (see docs/TRAINING.md).
     out_dir : path-like
-        Output folder (created).
+        Output folder: created, or an empty one, or one spikeforge made. Refused
+        (one line, nothing touched) when it is a file, holds the config or the
+        data, or is a folder of someone else's files.
     resume : bool
         Continue from ``out_dir/checkpoint.pt``. The config must equal the one
-        that wrote it except for ``train.epochs`` (to extend a run); the
-        result equals that of an uninterrupted run.
+        that wrote it except for ``train.epochs`` (to extend a run), ``eval``
+        and ``export``; the result equals that of an uninterrupted run.
     progress : bool
         Show a rich progress bar and one line per epoch.
 
@@ -255,13 +365,22 @@ def train_from_config(path: str | os.PathLike[str], out_dir: str | os.PathLike[s
     dict
         ``history`` (per epoch) and ``activity`` (per layer) as written to JSON.
     """
-    cfg = load_train_config(path)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    cfg = load_train_config(path)  # every number and size checked; nothing touched yet
+    outs = _claim(cfg, path, out_dir, resume)
+    try:
+        return _train(cfg, str(path), outs, resume, progress)
+    except BaseException:
+        outs.release()
+        raise
+
+
+def _train(cfg: TrainRunConfig, path: str, outs: _Outputs, resume: bool,
+           progress: bool) -> dict:
+    out = outs.path
     ckpt_path = out / "checkpoint.pt"
     torch.set_num_threads(cfg.threads)
     retain_freed_memory()
-    x_train, y_train, x_test, y_test = load_data(cfg)
+    x_train, y_train, x_test, y_test = load_data(cfg, path)
     augment = Augment(shift=cfg.data.shift, flip=cfg.data.flip)
     if augment.active and x_train.ndim != 4:
         raise SpikeforgeError(f"{path}: data.shift and data.flip need model.input_shape "
@@ -279,17 +398,9 @@ def train_from_config(path: str | os.PathLike[str], out_dir: str | os.PathLike[s
     start = 0
     cfg_doc = cfg.model_dump(mode="json")
     if resume:
-        if not ckpt_path.is_file():
-            raise SpikeforgeError(f"{ckpt_path}: no checkpoint to resume from")
-        ck = torch.load(ckpt_path, weights_only=False)
-        if _without_epochs(ck["config"]) != _without_epochs(cfg_doc):
-            raise SpikeforgeError(f"{ckpt_path}: was written by a different config "
-                                  "(only train.epochs, eval and export may change on resume)")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        history, start = ck["history"], ck["epoch"]
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg_doc, sort_keys=False))
+        history, start = load_checkpoint(ckpt_path, fingerprint=config_fingerprint(cfg_doc),
+                                         model=model, optimizer=opt, scheduler=sched)
+    outs.text("config.yaml", yaml.safe_dump(cfg_doc, sort_keys=False))
     enc, t_train = cfg.encoding.kind, cfg.encoding.timesteps
     say = _Reporter(progress)
     with say:
@@ -310,25 +421,28 @@ def train_from_config(path: str | os.PathLike[str], out_dir: str | os.PathLike[s
             accs = {str(t): evaluate_encoded(model, x_test, y_test, encoding=enc, timesteps=t,
                                              seed=cfg.seed, batch_size=cfg.eval.batch_size)
                     for t in cfg.eval.timesteps}
-            history.append({"epoch": epoch + 1, "loss": res.loss,
-                            "train_accuracy": res.accuracy, "test_accuracy": accs,
-                            "train_seconds": train_s, "lr": opt.param_groups[0]["lr"]})
+            history.append({"epoch": epoch + 1, "loss": float(res.loss),
+                            "train_accuracy": float(res.accuracy), "test_accuracy": accs,
+                            "train_seconds": train_s, "lr": float(opt.param_groups[0]["lr"])})
             say.line(f"epoch {epoch + 1}: loss {res.loss:.4f}  train {100 * res.accuracy:.2f} %  "
                      + "  ".join(f"test@T={t} {100 * a:.2f} %" for t, a in accs.items())
                      + f"  ({train_s:.1f} s)")
-            _write_json(history, out / "history.json")
+            outs.text("history.json", jsonio.dumps(history, indent=1))
             if (epoch + 1) % cfg.train.checkpoint_every == 0 or epoch + 1 == cfg.train.epochs:
-                _save_atomic({"config": cfg_doc, "epoch": epoch + 1, "history": history,
-                              "model": model.state_dict(), "optimizer": opt.state_dict(),
-                              "scheduler": sched.state_dict()}, ckpt_path)
+                outs.record("checkpoint.pt")
+                save_checkpoint(ckpt_path, config=cfg_doc, epoch=epoch + 1, history=history,
+                                model=model, optimizer=opt, scheduler=sched)
+                outs.written.add("checkpoint.pt")
     activity = _activity(model, x_test[:cfg.eval.activity_samples], cfg)
-    _write_json(activity, out / "activity.json")
+    outs.text("activity.json", jsonio.dumps(activity, indent=1))
     if history:
+        outs.record("curves.png")
         plot_curves(history, out / "curves.png", cfg.name)
     result = {"history": history, "activity": activity}
     if cfg.export is not None:
         say.line("exporting the QNet and checking it in the integer reference")
-        result["qnet"] = export_qnet(model, cfg, x_test, y_test, out, config_path=str(path))
+        result["qnet"] = export_qnet(model, cfg, x_test, y_test, out, config_path=path,
+                                     record=outs.record)
         q = result["qnet"]
         if q["samples"]:
             say.line(f"QNet {q['path']}: {100 * q['qnet_accuracy']:.2f} % on {q['samples']} "
@@ -339,17 +453,55 @@ def train_from_config(path: str | os.PathLike[str], out_dir: str | os.PathLike[s
     return result
 
 
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM/SIGHUP while a pair of files moves into place."""
+    sigs = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    try:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    except (ValueError, OSError):  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _save_qnet_pair(net, out: Path, name: str, record=None) -> Path:
+    """Save ``NAME.qnet.{yaml,npz}`` into a hidden stage in ``out``, then move both in together.
+
+    An interruption leaves the old pair or the new one, never a new NPZ beside
+    an old YAML (or half of either).
+    """
+    from spikeforge.qnet import qnet_paths, save_qnet
+
+    stage = Path(tempfile.mkdtemp(prefix=".spikeforge-stage-", dir=out))
+    try:
+        ypath, npath = save_qnet(net, stage / name)
+        final = qnet_paths(out / name)
+        if record is not None:
+            record(*(p.name for p in final))
+        with _signals_held():
+            for src, dst in zip((npath, ypath), final[::-1]):  # the NPZ first
+                os.replace(src, dst)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return final[0]
+
+
 def export_qnet(model: SNN, cfg: TrainRunConfig, x_test: torch.Tensor, y_test: torch.Tensor,
-                out: Path, *, config_path: str = "config") -> dict:
+                out: Path, *, config_path: str = "config", record=None) -> dict:
     """Lower ``model`` to a QNet as ``cfg.export`` says, save it in ``out``, check it.
 
     The first ``export.check_samples`` test images are encoded once (seeded by
     ``cfg.seed``); the float model and the QNet reference run on the same
-    spikes. Writes ``out/NAME.qnet.{yaml,npz}`` and ``out/qnet.json``; returns
-    what ``qnet.json`` holds. A network a QNet cannot express raises one
+    spikes. Writes ``out/NAME.qnet.{yaml,npz}`` (both moved into place together)
+    and ``out/qnet.json``, each atomically; returns what ``qnet.json`` holds.
+    ``record(*names)`` is called before a file appears (the trainer records it
+    in ``out``'s marker). A network a QNet cannot express raises one
     :class:`SpikeforgeError` line naming the config and the layer.
     """
-    from spikeforge.qnet import save_qnet
     from spikeforge.reference import simulate
 
     from .encoders import encode
@@ -363,7 +515,6 @@ def export_qnet(model: SNN, cfg: TrainRunConfig, x_test: torch.Tensor, y_test: t
                           membrane_bits=e.membrane_bits, timesteps=steps, name=cfg.name)
     except (LoweringError, ValueError) as err:
         raise SpikeforgeError(f"{config_path}: field export: {err}") from None
-    ypath, _ = save_qnet(net, out / cfg.name)
     n = min(e.check_samples, x_test.shape[0])
     gen = torch.Generator().manual_seed(cfg.seed)
     float_pred, qnet_pred = [], []
@@ -377,19 +528,17 @@ def export_qnet(model: SNN, cfg: TrainRunConfig, x_test: torch.Tensor, y_test: t
     fp = np.concatenate(float_pred) if n else np.zeros(0, int)
     qp = np.concatenate(qnet_pred) if n else np.zeros(0, int)
     y = y_test[:n].numpy()
+    ypath = _save_qnet_pair(net, Path(out), cfg.name, record)
     report = {"path": str(ypath), "samples": int(n), "timesteps": steps,
               "weight_bits": e.weight_bits, "membrane_bits": e.membrane_bits,
               "float_accuracy": float((fp == y).mean()) if n else None,
               "qnet_accuracy": float((qp == y).mean()) if n else None,
               "agreement": float((fp == qp).mean()) if n else None}
-    _write_json(report, out / "qnet.json")
+    if record is not None:
+        record("qnet.json")
+    text = jsonio.dumps(report, indent=1).encode("utf-8")
+    write_atomic(Path(out) / "qnet.json", lambda f: f.write(text))
     return report
-
-
-def _without_epochs(doc: dict) -> dict:
-    """What must not change on resume: all but ``train.epochs``, ``eval`` and ``export``."""
-    keep = {k: v for k, v in doc.items() if k not in ("eval", "export")}
-    return {**keep, "train": {k: v for k, v in doc["train"].items() if k != "epochs"}}
 
 
 def _activity(model: SNN, x: torch.Tensor, cfg: TrainRunConfig) -> list[dict]:

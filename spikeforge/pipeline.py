@@ -19,13 +19,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from spikeforge import jsonio
 from spikeforge.config import RunConfig
 from spikeforge.encoding import bernoulli
 from spikeforge.energy import energy_report
 from spikeforge.errors import SpikeforgeError
 from spikeforge.qnet import QNet, save_qnet
 from spikeforge.reference import RefResult, predict, simulate
-from spikeforge import jsonio
 from spikeforge.staging import staged_output
 
 __all__ = ["PASSES", "RunState", "run_pipeline"]
@@ -58,7 +58,8 @@ def pass_data(st: RunState) -> None:
     from spikeforge.model import load_digits_split, rate_code_copies
 
     cfg = st.cfg
-    x_tr, y_tr, x_te, y_te = load_digits_split(cfg.data.test_fraction, seed=cfg.seed)
+    # scikit-learn's random_state takes 0..2^32-1; seeds go to 2^64-1 (numpy and torch take them)
+    x_tr, y_tr, x_te, y_te = load_digits_split(cfg.data.test_fraction, seed=cfg.seed % 2**32)
     t_steps = cfg.encoding.timesteps
     st.spikes_train, y_tr = rate_code_copies(x_tr, y_tr, t_steps, seed=cfg.seed + 1,
                                              copies=cfg.train.copies)

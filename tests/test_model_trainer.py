@@ -89,7 +89,7 @@ def test_config_errors_name_file_and_field(tmp_path: Path) -> None:
     msg = err("model: {layers: [{conv: {channels: 4, kernel: 0}}, {dense: 3}]}\n")
     assert msg.startswith(f"{tmp_path}/bad.yaml: field model.layers.0.conv.kernel: ")
     assert err("model: {layers: [{dense: 0}]}\n").endswith(
-        "field model.layers.0.dense: Input should be greater than or equal to 1")
+        "field model.layers.0.dense: Input should be greater than or equal to 1 (got 0)")
     assert err("model: {layers: [{lstm: 3}]}\n").endswith(
         "field model.layers.0: a layer is one of dense, conv, pool, dropout, flatten")
     msg = err(base + "train: {optimizer: rmsprop}\n")
@@ -137,8 +137,8 @@ def test_train_resume_and_outputs(tmp_path: Path, idx_folder: Path) -> None:
                                 progress=False)
     assert resumed["history"][0] == straight["history"][0] | {
         "train_seconds": resumed["history"][0]["train_seconds"]}
-    ka = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)
-    kb = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    ka = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
+    kb = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
     for name, w in ka["model"].items():
         assert torch.equal(w, kb["model"][name]), name
     h = straight["history"]
@@ -152,7 +152,7 @@ def test_train_resume_and_outputs(tmp_path: Path, idx_folder: Path) -> None:
     with pytest.raises(SpikeforgeError, match="different config"):
         train_from_config(_config(tmp_path, idx_folder, 2, "threads: 2"), tmp_path / "b",
                           resume=True, progress=False)
-    with pytest.raises(SpikeforgeError, match="no checkpoint"):
+    with pytest.raises(SpikeforgeError, match="does not exist; nothing to resume"):
         train_from_config(_config(tmp_path, idx_folder, 2), tmp_path / "c", resume=True,
                           progress=False)
 
