@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from spikeforge.errors import SpikeforgeError
+from spikeforge.staging import file_mode
 
 from .metrics import METRICS, Stage
 
@@ -102,15 +103,31 @@ def _train(s: dict[str, Any], cache_dir: str | None, train_key: str):
     acc = evaluate(model, s_te, y_te)
     seconds = time.perf_counter() - t0
     if path is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-            os.close(fd)
-            torch.save({"state": model.state_dict(), "float_accuracy": acc}, tmp)
-            os.replace(tmp, path)
-        except OSError:
-            pass  # a worker that cannot write the shared folder just does not cache
+        _save_atomic(torch, {"state": model.state_dict(), "float_accuracy": acc}, path)
     return model, acc, seconds
+
+
+def _save_atomic(torch, blob: dict[str, Any], path: Path) -> None:
+    """``torch.save`` into a temporary file beside ``path``, renamed into place when complete.
+
+    A worker that cannot write the shared folder just does not cache; an
+    interrupted save removes its temporary file (the runner sweeps the files of
+    a killed worker, ``.*.tmp``, when the study starts again).
+    """
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        torch.save(blob, tmp)
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, path)
+    except BaseException as e:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if not isinstance(e, OSError):
+            raise
 
 
 class _Stop(Exception):

@@ -9,17 +9,66 @@ results are stored the moment they exist.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import ipaddress
 import multiprocessing
-from collections.abc import Iterable
+import re
+import signal
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from spikeforge.errors import SpikeforgeError
+from spikeforge.yamlio import short
 
 from .evaluate import evaluate_point
 
 CONNECT_TIMEOUT = "10s"  # how long to try a scheduler address before giving up
+MAX_WORKERS = 256  # local worker processes at most (--workers)
+STOP_GRACE_S = 5.0  # how long a terminated worker may take to exit before it is killed
 
-__all__ = ["DaskExecutor", "Executor", "InlineExecutor", "LocalExecutor", "make_executor"]
+__all__ = ["MAX_WORKERS", "DaskExecutor", "Executor", "InlineExecutor", "LocalExecutor",
+           "check_address", "make_executor"]
+
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,62})"
+_HOST = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+_ADDRESS = re.compile(r"^(tcp|tls)://(\[[0-9A-Fa-f:.]+\]|[^/:\[\]\s]+):([0-9]{1,5})$")
+
+
+def check_address(text: str) -> str:
+    """``text`` if it is a scheduler address ``tcp://HOST:PORT`` (or ``tls://``), else ValueError.
+
+    Checked before connecting: a host name or an IPv4 address, or an IPv6 one in
+    brackets, and a port in 1..65535.
+    """
+    m = _ADDRESS.match(text) if isinstance(text, str) and len(text) <= 300 else None
+    if m is None:
+        raise ValueError("a scheduler address tcp://HOST:PORT is needed")
+    host, port = m.group(2), int(m.group(3))
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise ValueError(f"{host} is not an IPv6 address") from None
+    elif not _HOST.match(host):
+        raise ValueError(f"{host[:60]!r} is not a host name or address")
+    if not 1 <= port <= 65535:
+        raise ValueError(f"port {port} is not in 1..65535")
+    return text
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM/SIGHUP while workers are stopped (delivered afterwards)."""
+    sigs = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    try:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    except (ValueError, OSError):  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 class Executor:
@@ -96,12 +145,27 @@ class LocalExecutor(Executor):
         return done
 
     def close(self, cancel: bool = False) -> None:
-        if cancel:
-            # An interrupted study should not leave workers finishing points nobody stores;
-            # the pool offers no public way to stop running tasks.
-            for proc in list(getattr(self._pool, "_processes", {}).values()):
-                proc.terminate()
-        self._pool.shutdown(wait=True, cancel_futures=cancel)
+        """Shut the pool down; ``cancel`` (an error, Ctrl-C, SIGTERM) also stops running points.
+
+        No worker outlives this call: an interrupted study does not leave
+        workers finishing points nobody stores (the pool has no public way to
+        stop running tasks, so its processes are terminated, then killed).
+        """
+        with _signals_held():
+            if not cancel:
+                self._pool.shutdown(wait=True)
+                return
+            procs = list((getattr(self._pool, "_processes", None) or {}).values())
+            for proc in procs:
+                with contextlib.suppress(OSError, ValueError):
+                    proc.terminate()
+            for proc in procs:
+                with contextlib.suppress(OSError, ValueError, AssertionError):
+                    proc.join(STOP_GRACE_S)
+                    if proc.is_alive():
+                        proc.kill()
+                        proc.join()
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class DaskExecutor(Executor):
@@ -115,6 +179,11 @@ class DaskExecutor(Executor):
                                   "(pip install 'dask[distributed]')") from None
         if isinstance(cluster, str):
             try:
+                if not cluster.startswith("inproc://"):  # an in-process cluster (the API)
+                    check_address(cluster)
+            except ValueError as e:
+                raise SpikeforgeError(f"--cluster {short(cluster)}: {e}") from None
+            try:
                 self._client = Client(cluster, timeout=CONNECT_TIMEOUT, set_as_default=False)
             except (OSError, TimeoutError) as e:
                 raise SpikeforgeError(f"cannot reach the Dask scheduler at {cluster}: "
@@ -122,16 +191,22 @@ class DaskExecutor(Executor):
             self._own = True
         else:
             self._client, self._own = cluster, False
-        from distributed import as_completed
+        self._futures: set[Any] = set()
+        try:
+            from distributed import as_completed
 
-        self._done = as_completed(loop=self._client.loop)
-        info = self._client.scheduler_info()
-        self.workers = sum(w.get("nthreads", 1) for w in info.get("workers", {}).values())
-        self.description = f"Dask {self._client.scheduler.address} ({self.workers} threads)"
+            self._done = as_completed(loop=self._client.loop)
+            info = self._client.scheduler_info()
+            self.workers = sum(w.get("nthreads", 1) for w in info.get("workers", {}).values())
+            self.description = f"Dask {self._client.scheduler.address} ({self.workers} threads)"
+        except BaseException:
+            self.close(cancel=True)
+            raise
 
     def submit(self, task: dict[str, Any]) -> Any:
         # the point key names the task: a point is a pure function of its settings
         fut = self._client.submit(evaluate_point, task, key=f"dse-point-{task['key']}")
+        self._futures.add(fut)
         self._done.add(fut)
         return fut
 
@@ -139,17 +214,26 @@ class DaskExecutor(Executor):
         # Every future in flight came from submit, so the as_completed queue holds them all
         # (distributed.wait would need a default client, which this one is not).
         first = next(self._done)
-        return {first, *(f for f in self._done.next_batch(block=False))}
+        done = {first, *(f for f in self._done.next_batch(block=False))}
+        self._futures -= done
+        return done
 
     def close(self, cancel: bool = False) -> None:
-        if self._own:
-            self._client.close()
+        """Cancel the points in flight (on ``cancel``) and close a client this executor made."""
+        with _signals_held():
+            if cancel and self._futures:
+                with contextlib.suppress(Exception):
+                    self._client.cancel(list(self._futures))
+            self._futures.clear()
+            if self._own:
+                with contextlib.suppress(Exception):
+                    self._client.close()
 
 
 def make_executor(workers: int, cluster: Any = None) -> Executor:
     """Dask when ``cluster`` is given, else ``workers`` local processes (0: this process)."""
     if cluster is not None:
         return DaskExecutor(cluster)
-    if workers < 0:
-        raise SpikeforgeError(f"--workers must be 0 or more, not {workers}")
+    if not 0 <= workers <= MAX_WORKERS:
+        raise SpikeforgeError(f"--workers: must be 0..{MAX_WORKERS}, not {workers}")
     return InlineExecutor() if workers == 0 else LocalExecutor(workers)

@@ -9,7 +9,8 @@ never pays for the expensive ones::
     reference  quantize to a QNet and run the bit-exact reference on the test images
     mapping    partition and place the QNet on a mesh of tiles (predicted cycles)
     rtl        the generated Verilog under Icarus/Verilator (sim.fast): measured cycles
-    synthesis  yosys + nextpnr: LUT/FF/BRAM, Fmax (no backend yet: always refused)
+    synthesis  yosys + nextpnr: LUT/FF/BRAM, Fmax (not a DSE stage yet: always refused;
+               ``spikeforge build`` synthesizes one design, the DSE does not call it)
 """
 
 from __future__ import annotations
@@ -97,13 +98,10 @@ def _rtl_reason(simulator: str) -> str | None:
 
 
 def _synthesis_reason(_: str) -> str | None:
-    # spikeforge.boards has no synthesis flow yet; when it lands, check for it here.
-    from spikeforge import boards
-
-    if not hasattr(boards, "synthesize"):
-        return "needs synthesis (yosys + nextpnr through spikeforge.boards), " \
-               "which this installation does not have yet"
-    return "the synthesis backend is not wired into the DSE yet"
+    # `spikeforge build` (spikeforge.boards.flow) synthesizes one design; the DSE has no
+    # synthesis stage that calls it yet.
+    return ("needs synthesis, which is not a DSE stage yet "
+            "(spikeforge build synthesizes a single design)")
 
 
 _REASONS: dict[Stage, Callable[[str], str | None]] = {

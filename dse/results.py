@@ -10,21 +10,53 @@ Files written into the study folder:
   accuracy against energy and cycles whenever they were measured), every
   feasible point in grey, infeasible ones as crosses, the front of that pair
   as a line and the front of all the objectives outlined.
+
+Each file is written beside its final name and renamed into place
+(:func:`atomic_write`), so an interrupted study never leaves a half-written
+table or plot: the previous version stays until the new one is complete.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import math
+import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
+from spikeforge.staging import file_mode
+
 from .metrics import METRICS, Goal
 
-__all__ = ["pareto_mask", "plot_pairs", "result_rows", "write_csv"]
+__all__ = ["atomic_write", "pareto_mask", "plot_names", "plot_pairs", "result_rows",
+           "write_csv"]
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write ``path`` through ``write(file)`` into a temporary file beside it, then rename it.
+
+    On any exception (Ctrl-C and SIGTERM included) the temporary file is
+    removed and ``path`` keeps its previous contents.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def pareto_mask(values: np.ndarray, goals: list[Goal]) -> np.ndarray:
@@ -71,15 +103,15 @@ def result_rows(points: list[dict[str, Any]], parameters: list[str], metrics: li
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    """``rows`` as CSV (lists as JSON text)."""
-    if not rows:
-        path.write_text("")
-        return
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+    """``rows`` as CSV (lists as JSON text), written atomically."""
+    text = io.StringIO(newline="")
+    if rows:
+        w = csv.DictWriter(text, fieldnames=list(rows[0]))
         w.writeheader()
         for r in rows:
             w.writerow({k: json.dumps(v) if isinstance(v, list) else v for k, v in r.items()})
+    data = text.getvalue().encode("utf-8")
+    atomic_write(path, lambda f: f.write(data))
 
 
 def _pairs(objectives: dict[str, Goal], metrics: list[str]) -> list[tuple[str, str]]:
@@ -94,6 +126,11 @@ def _pairs(objectives: dict[str, Goal], metrics: list[str]) -> list[tuple[str, s
     if "luts" in metrics and "cycles_rtl" in metrics:
         pairs.append(("cycles_rtl", "luts"))
     return pairs
+
+
+def plot_names(objectives: dict[str, Goal], metrics: list[str]) -> list[str]:
+    """The file names :func:`plot_pairs` writes for these objectives and metrics."""
+    return [f"{y}_vs_{x}.png" for y, x in _pairs(objectives, metrics)]
 
 
 def plot_pairs(folder: Path, rows: list[dict[str, Any]], objectives: dict[str, Goal],
@@ -139,7 +176,9 @@ def plot_pairs(folder: Path, rows: list[dict[str, Any]], objectives: dict[str, G
                     transform=ax.transAxes)
         fig.tight_layout()
         path = folder / f"{y}_vs_{x}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        try:
+            atomic_write(path, lambda f, fig=fig: fig.savefig(f, dpi=110, format="png"))
+        finally:
+            plt.close(fig)
         paths.append(path)
     return paths

@@ -91,11 +91,12 @@ class OptunaSearch:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.study = study
         s = study.search
+        seed = study.seed % 2**32  # Optuna's samplers take 32-bit seeds (numpy RandomState)
         if s.method is Method.NSGA2:
-            sampler = optuna.samplers.NSGAIISampler(population_size=s.population, seed=study.seed)
+            sampler = optuna.samplers.NSGAIISampler(population_size=s.population, seed=seed)
             self.batch = s.population
         else:
-            sampler = optuna.samplers.RandomSampler(seed=study.seed)
+            sampler = optuna.samplers.RandomSampler(seed=seed)
             self.batch = s.batch
         directions = ["maximize" if g is Goal.MAX else "minimize"
                       for g in study.objectives.values()]

@@ -20,8 +20,10 @@
 
 Every error is one :class:`~spikeforge.errors.ConfigError` line naming the file
 and the field; a parameter that is not a setting, an empty range, a value a
-setting refuses, or an objective this installation cannot compute are all
-refused before anything is evaluated.
+setting refuses, a number out of its limits (seeds 0..2^64-1, finite bounds, at
+most :data:`MAX_CHOICES` choices, :data:`MAX_GRID` grid points, :data:`MAX_BUDGET`
+points), or an objective this installation cannot compute are all refused
+before anything is evaluated.
 """
 
 from __future__ import annotations
@@ -37,20 +39,30 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
+from spikeforge.cliutil import MAX_SEED
 from spikeforge.configbase import StrictModel, validation_error
-from spikeforge.yamlio import read_yaml
 from spikeforge.errors import ConfigError
+from spikeforge.yamlio import read_yaml, short
 
 from .metrics import METRICS, Goal, Stage, unavailable_reason
 
-__all__ = ["Constraint", "Method", "Parameter", "PointSettings", "Search", "Study",
-           "load_study", "setting_kind", "settings_key", "study_from_dict"]
+__all__ = ["MAX_BUDGET", "MAX_CHOICES", "MAX_GRID", "Constraint", "Method", "Parameter",
+           "PointSettings", "Search", "Study", "grid_size", "load_study", "setting_kind",
+           "settings_key", "study_from_dict"]
+
+MAX_GRID = 100_000  # points a grid may have (counted before it is enumerated)
+MAX_CHOICES = 1_000  # values in one parameter's choices
+MAX_BUDGET = 100_000  # distinct points a search may visit
+MAX_HIDDEN_LAYERS = 16
+MAX_CONSTRAINTS = 100
 
 
 _Strict = StrictModel
 
 
 LeakShift = Annotated[int, Field(ge=1, le=30)]
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class PointSettings(_Strict):
@@ -67,15 +79,16 @@ class PointSettings(_Strict):
     dataset: Literal["fashion_mnist", "digits", "mnist"] = "fashion_mnist"
     train_samples: Annotated[int, Field(ge=0)] = 10000
     test_samples: Annotated[int, Field(ge=0)] = 1000
-    hidden: Annotated[list[Annotated[int, Field(ge=1, le=4096)]], Field(min_length=1)] = [128]
+    hidden: Annotated[list[Annotated[int, Field(ge=1, le=4096)]],
+                      Field(min_length=1, max_length=MAX_HIDDEN_LAYERS)] = [128]
     leak_shifts: list[LeakShift] = [3, 4]
-    threshold: Annotated[float, Field(gt=0.0)] = 1.0
+    threshold: Annotated[float, Field(gt=0.0, le=1e6, allow_inf_nan=False)] = 1.0
     timesteps: Annotated[int, Field(ge=1, le=1000)] = 6
     epochs: Annotated[int, Field(ge=1, le=1000)] = 1
     batch_size: Annotated[int, Field(ge=1, le=65536)] = 128
-    lr: Annotated[float, Field(gt=0.0, le=1.0)] = 3e-3
+    lr: Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)] = 3e-3
     copies: Annotated[int, Field(ge=1, le=64)] = 1
-    seed: int = 0
+    seed: Seed = 0
     weight_bits: Annotated[int, Field(ge=2, le=16)] = 8
     membrane_bits: Annotated[int, Field(ge=4, le=32)] = 16
     tile_size: Annotated[int, Field(ge=1, le=1 << 16)] = 256
@@ -119,11 +132,17 @@ class Parameter(_Strict):
     only form for list-valued ones such as ``hidden`` and ``leak_shifts``).
     """
 
-    low: float | None = None
-    high: float | None = None
-    step: Annotated[int, Field(ge=1)] | None = None
+    low: Finite | None = None
+    high: Finite | None = None
+    step: Annotated[int, Field(ge=1, le=MAX_SEED)] | None = None
     log: bool = False
-    choices: list[Any] | None = None
+    choices: Annotated[list[Any], Field(max_length=MAX_CHOICES)] | None = None
+
+    def count(self) -> int:
+        """How many values a discrete parameter has (without listing them)."""
+        if self.choices is not None:
+            return len(self.choices)
+        return max(0, (int(self.high) - int(self.low)) // (self.step or 1) + 1)
 
     def values(self) -> list[Any]:
         """Every value of a discrete parameter (for grids and the search space)."""
@@ -148,7 +167,7 @@ class Search(_Strict):
     """
 
     method: Method = Method.NSGA2
-    budget: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    budget: Annotated[int, Field(ge=1, le=MAX_BUDGET)] | None = None
     population: Annotated[int, Field(ge=2, le=10_000)] = 16
     batch: Annotated[int, Field(ge=1, le=10_000)] = 16
 
@@ -157,8 +176,8 @@ class Constraint(_Strict):
     """``metric >= min`` and/or ``metric <= max``; a point that fails it stops there."""
 
     metric: str
-    min: float | None = None
-    max: float | None = None
+    min: Finite | None = None
+    max: Finite | None = None
 
     def violation(self, value: float) -> float:
         """``<= 0`` when satisfied (Optuna's constraint convention)."""
@@ -171,13 +190,14 @@ class Constraint(_Strict):
 
 
 class _StudyDoc(_Strict):
-    name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")] = "study"
-    seed: int = 0
+    name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$", max_length=100)] = "study"
+    seed: Seed = 0
     base: dict[str, Any] = {}
     parameters: Annotated[dict[str, Parameter], Field(min_length=1)]
     objectives: Annotated[dict[str, Goal], Field(min_length=1)]
-    constraints: list[Constraint] = []
-    record: list[str] = []  # extra metrics to record (no effect on the search)
+    constraints: Annotated[list[Constraint], Field(max_length=MAX_CONSTRAINTS)] = []
+    # extra metrics to record (no effect on the search)
+    record: Annotated[list[str], Field(max_length=MAX_CONSTRAINTS)] = []
     search: Search = Search()
 
 
@@ -227,10 +247,16 @@ class Study:
     def point_settings(self, values: dict[str, Any]) -> dict[str, Any]:
         """The full settings of the point where the parameters take ``values``."""
         merged = self.base.model_dump(mode="json") | values
-        return PointSettings.model_validate(merged).model_dump(mode="json")
+        try:
+            return PointSettings.model_validate(merged).model_dump(mode="json")
+        except ValidationError as e:  # a value between two valid bounds that is not valid
+            raise _validation_error(self.source, "parameters", e) from None
 
     def grid(self) -> list[dict[str, Any]]:
         """Every combination of the parameters' values (float ranges have no grid)."""
+        if grid_size(self.parameters.values()) > MAX_GRID:
+            raise ConfigError(self.source, "parameters", f"the grid has more than {MAX_GRID:,} "
+                                                         "points")
         names = list(self.parameters)
         return [dict(zip(names, combo))
                 for combo in itertools.product(*(self.parameters[n].values() for n in names))]
@@ -286,7 +312,7 @@ def _check_parameter(src: str, name: str, p: Parameter, base: PointSettings) -> 
             PointSettings.model_validate(base.model_dump(mode="json") | {name: v})
         except ValidationError as e:
             msg = str(e.errors()[0]["msg"]).removeprefix("Value error, ")
-            raise ConfigError(src, where, f"value {v!r} is refused: {msg}") from None
+            raise ConfigError(src, where, f"value {short(v)} is refused: {msg}") from None
 
 
 def study_from_dict(doc: Any, source: str = "<study>") -> Study:
@@ -327,7 +353,25 @@ def study_from_dict(doc: Any, source: str = "<study>") -> Study:
                 raise ConfigError(source, f"parameters.{n}",
                                   "a float range has no grid: give choices, or search "
                                   "random/nsga2")
+        n = grid_size(sd.parameters.values())
+        if n > MAX_GRID:
+            size = f"{n:,}" if n < 10**12 else "more than 10^12"
+            raise ConfigError(source, "parameters",
+                              f"the grid has {size} points, more than the limit of "
+                              f"{MAX_GRID:,}: give fewer choices or narrower ranges, or "
+                              "search random/nsga2 with a budget")
     return study
+
+
+def grid_size(parameters) -> int:
+    """The number of grid points: the product of the parameters' value counts.
+
+    Counted, never listed; stops growing past 10^12 (far beyond :data:`MAX_GRID`).
+    """
+    n = 1
+    for p in parameters:
+        n = min(n * p.count(), 10**12)
+    return n
 
 
 def load_study(path: str | os.PathLike[str]) -> Study:

@@ -140,7 +140,7 @@ def test_pareto_mask_matches_brute_force():
             assert mask[i] == (not dom)
 
 
-def test_store_drops_a_torn_line_and_refuses_a_second_evaluation(tmp_path):
+def test_store_skips_a_torn_line_and_refuses_a_second_evaluation(tmp_path, capsys):
     path = tmp_path / "points.jsonl"
     st = PointStore(path, "fp")
     st.add("a", {"x": 1}, {"status": "ok", "metrics": {"accuracy": 0.5, "ee": float("inf")}})
@@ -149,10 +149,19 @@ def test_store_drops_a_torn_line_and_refuses_a_second_evaluation(tmp_path):
         st.add("a", {"x": 1}, {"status": "ok", "metrics": {}})
     with open(path, "a") as f:
         f.write('{"key": "c", "fingerp')  # killed mid-write
+    before = path.read_bytes()
+    capsys.readouterr()
     st2 = PointStore(path, "fp")
     assert [r["key"] for r in st2.records()] == ["a", "b"]
     assert st2.get("a")["metrics"] == {"accuracy": 0.5, "ee": None}
-    assert path.read_text().endswith("\n")
+    assert path.read_bytes() == before, "loading must never cut or rewrite the store"
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"spikeforge: warning: {path}: line 3: not valid JSON (torn by an "
+                   "interrupted write); skipped"]
+    # the next point does not glue onto the torn line
+    st2.add("d", {"x": 4}, {"status": "ok", "metrics": {}})
+    assert path.read_bytes().startswith(before + b"\n{")
+    assert [r["key"] for r in PointStore(path, "fp").records()] == ["a", "b", "d"]
     assert len(PointStore(path, "another study")) == 0
 
 
