@@ -226,6 +226,13 @@ class HardwareLayout:
             for d in doc["layers"]), source=doc["source"])
 
 
+# the keys spikeforge map writes (mapping.output.mapping_document); others are typos
+_DOC_KEYS = frozenset({"format", "qnet", "hardware", "layers", "placement", "predicted",
+                       "tiles"})
+_TILE_KEYS = frozenset({"slot", "position", "fragment", "layer", "role", "neurons", "axons",
+                        "n_axons", "memory_bits", "partial_to", "spikes_to", "to_io"})
+
+
 def _is_int(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
@@ -291,6 +298,9 @@ def layout_from_document(doc, qnet: QNet, lanes: int | None = None,
     src = source
     if not isinstance(doc, dict) or doc.get("format") != "mapping/1":
         raise LayoutError(src, "format", "must be mapping/1 (written by spikeforge map)")
+    extra = sorted(str(k) for k in doc if k not in _DOC_KEYS)
+    if extra:
+        raise LayoutError(src, extra[0][:80], "unknown key")
     field = "hardware.tile.neuron_lanes"
     try:
         tile_lanes = doc["hardware"]["tile"]["neuron_lanes"]
@@ -313,6 +323,9 @@ def layout_from_document(doc, qnet: QNet, lanes: int | None = None,
         where = f"{src}: tiles.{k}"
         if not isinstance(t, dict):
             raise LayoutError(where, "-", f"must be a mapping, not {short(t)}")
+        extra = sorted(str(key) for key in t if key not in _TILE_KEYS)
+        if extra:
+            raise LayoutError(where, extra[0][:80], "unknown key")
         for key in ("layer", "neurons", "axons"):
             if key not in t:
                 raise LayoutError(where, key, "is missing")

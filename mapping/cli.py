@@ -133,12 +133,18 @@ def run_map_command(args: argparse.Namespace) -> int:
     from .activity import ActivitySource, check_activity_size, synthetic_inputs
     from .flow import MapOptions, run_mapping, write_mapping
     from .hardware import load_hardware
+    from .partition import MappingError, partition_network
     from .placement import PlaceMethod
 
     console = Console(stderr=True)
     hw = load_hardware(args.hw)  # validated before anything is computed or written
     net = load_qnet(args.qnet)
+    try:  # the fewest tiles, without activity: a network that cannot fit is refused now
+        partition_network(net, hw)
+    except MappingError as e:
+        raise SpikeforgeError(f"{args.hw}: {e}") from None
     inputs = [*qnet_paths(args.qnet), args.hw, args.inputs]
+    spikes = None
     if args.inputs:
         spikes = load_sample_inputs(args.inputs, net.timesteps, net.n_in, args.samples,
                                     args.seed, net=net)
@@ -147,20 +153,21 @@ def run_map_command(args: argparse.Namespace) -> int:
         check_activity_size(net, args.samples)
         source = ActivitySource.SYNTHETIC
     check_out(args.out, inputs)  # a bad --out is refused before any mapping work
-    if not args.inputs:
-        spikes = synthetic_inputs(net, args.samples, args.rate, args.seed)
-        console.print(f"[yellow]no --inputs: synthetic spikes at rate {args.rate} "
-                      "(give real samples for a meaningful placement)[/yellow]")
     options = MapOptions(method=PlaceMethod(args.method), seed=args.seed,
                          balance=not args.no_balance, moves=args.moves)
-    with console.status("mapping") as status:
-        def on_pass(name: str, secs: float) -> None:
-            status.update(f"mapping: {name} done")
-            console.log(f"pass {name:<10} {secs:6.2f} s")
-
-        st = run_mapping(net, hw, spikes, options, source, on_pass=on_pass)
     out = Path(args.out)
-    with staged_output(out, inputs) as stage:  # all three files, or none of them
+    # outputs appear in --out only when all of them are written; Ctrl-C leaves nothing
+    with staged_output(out, inputs) as stage:
+        if spikes is None:
+            spikes = synthetic_inputs(net, args.samples, args.rate, args.seed)
+            console.print(f"[yellow]no --inputs: synthetic spikes at rate {args.rate} "
+                          "(give real samples for a meaningful placement)[/yellow]")
+        with console.status("mapping") as status:
+            def on_pass(name: str, secs: float) -> None:
+                status.update(f"mapping: {name} done")
+                console.log(f"pass {name:<10} {secs:6.2f} s")
+
+            st = run_mapping(net, hw, spikes, options, source, on_pass=on_pass)
         staged = write_mapping(st, stage)
     paths = {k: out / v.name for k, v in staged.items()}
     a = st.analysis
