@@ -12,19 +12,28 @@ energy report (``energy.json``, ``energy.png``) from the RTL's counters.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from spikeforge.cliutil import bounded_int, seed
 from spikeforge.encoding import onchip_rate_encode, sample_seeds
 from spikeforge.errors import SpikeforgeError
-from spikeforge.qnet import QNet, load_qnet
-from spikeforge.staging import staged_output
+from spikeforge.jsonio import dumps
+from spikeforge.qnet import NpzError, QNet, inspect_npz, load_qnet, qnet_paths
+from spikeforge.staging import check_out, staged_output
+from spikeforge.yamlio import short
 
-__all__ = ["Inputs", "add_parsers", "load_inputs"]
+__all__ = ["MAX_COCOTB_STEPS", "MAX_LANES", "Inputs", "add_parsers", "inspect_inputs",
+           "load_inputs", "memory_needed"]
+
+MAX_LANES = 1 << 16  # neuron update lanes per tile that --lanes accepts
+
+
+MAX_COCOTB_STEPS = 1_000_000  # samples x timesteps that --mode cocotb drives from Python
+_ARRAYS = ("spikes", "pixels", "seeds", "labels")
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,7 @@ class Inputs:
 
     stimulus: np.ndarray
     seeds: np.ndarray | None  # set when the on-chip encoder makes the spikes
+    labels: np.ndarray | None = None  # optional int64 [N], checked for length only
 
     @property
     def encoder(self) -> bool:
@@ -46,11 +56,70 @@ class Inputs:
 
 
 def _check_int(p: Path, name: str, arr: np.ndarray, lo: int, hi: int) -> None:
-    if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
-        raise SpikeforgeError(f"{p}: field {name}: dtype {arr.dtype}, expected integers")
-    if arr.size and (arr.min() < lo or arr.max() > hi):
+    if arr.size and (int(arr.min()) < lo or int(arr.max()) > hi):
         raise SpikeforgeError(f"{p}: field {name}: values must lie in {lo}..{hi}"
                               + (" (0 or 1)" if hi == 1 else ""))
+
+
+def _is_int(dtype: np.dtype) -> bool:
+    return dtype.kind in "iub"
+
+
+def inspect_inputs(path: str | os.PathLike[str], net: QNet) -> tuple[str, int]:
+    """Check an inputs NPZ from its array headers only; return ``(kind, N)``.
+
+    ``kind`` is ``"spikes"`` or ``"pixels"``. Names, shapes and dtypes are checked
+    (and Python-object arrays refused) before a single array is read.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise SpikeforgeError(f"{p}: file does not exist" if not p.exists()
+                              else f"{p}: is not a regular file")
+    try:
+        heads = inspect_npz(p)
+    except NpzError as e:
+        raise SpikeforgeError(f"{p}: {e}") from None
+    extra = [k for k in heads if k not in _ARRAYS]
+    if extra:
+        raise SpikeforgeError(f"{p}: field {short(extra[0], 40)}: is not a known array "
+                              f"(known: {', '.join(_ARRAYS)})")
+    if "spikes" in heads and "pixels" in heads:
+        raise SpikeforgeError(f"{p}: field pixels: give either spikes or pixels, not both")
+    if "spikes" in heads:
+        kind, (shape, dtype) = "spikes", heads["spikes"]
+        want = (net.timesteps, net.n_in)
+        if len(shape) != 3 or shape[1:] != want:
+            raise SpikeforgeError(f"{p}: field spikes: shape {list(shape)}, expected "
+                                  f"[N, {want[0]}, {want[1]}]")
+        if not _is_int(dtype):
+            raise SpikeforgeError(f"{p}: field spikes: dtype {dtype}, expected integers "
+                                  "(uint8 0 or 1)")
+    elif "pixels" in heads:
+        kind, (shape, dtype) = "pixels", heads["pixels"]
+        if len(shape) != 2 or shape[1] != net.n_in:
+            raise SpikeforgeError(f"{p}: field pixels: shape {list(shape)}, expected "
+                                  f"[N, {net.n_in}]")
+        if not _is_int(dtype):
+            raise SpikeforgeError(f"{p}: field pixels: dtype {dtype}, expected integers "
+                                  "(uint8 0..255)")
+    else:
+        raise SpikeforgeError(f"{p}: field spikes: missing (give 'spikes' or 'pixels')")
+    n = shape[0]
+    if n == 0:
+        raise SpikeforgeError(f"{p}: field {kind}: holds 0 samples")
+    for name in ("seeds", "labels"):
+        if name not in heads:
+            continue
+        if name == "seeds" and kind != "pixels":
+            raise SpikeforgeError(f"{p}: field seeds: only the on-chip encoder (pixels) "
+                                  "uses seeds")
+        shape, dtype = heads[name]
+        if shape != (n,):
+            raise SpikeforgeError(f"{p}: field {name}: shape {list(shape)}, expected [{n}] "
+                                  f"(one per sample of {kind})")
+        if not _is_int(dtype):
+            raise SpikeforgeError(f"{p}: field {name}: dtype {dtype}, expected integers")
+    return kind, n
 
 
 def load_inputs(path: str | os.PathLike[str], net: QNet) -> Inputs:
@@ -59,39 +128,78 @@ def load_inputs(path: str | os.PathLike[str], net: QNet) -> Inputs:
     ``spikes`` (uint8 ``[N, T, n_in]``) drive the network directly; ``pixels``
     (uint8 ``[N, n_in]``) go through the on-chip rate encoder, seeded per sample by
     ``seeds`` (uint32 ``[N]``; default :func:`spikeforge.encoding.sample_seeds`).
+    Optional ``labels`` (integers ``[N]``) are kept. No other array is accepted;
+    nothing is unpickled.
     """
     p = Path(path)
-    if not p.is_file():
-        raise SpikeforgeError(f"{p}: file does not exist")
+    kind, n = inspect_inputs(p, net)
     try:
         with np.load(p, allow_pickle=False) as d:
             arrays = {k: d[k] for k in d.files}
     except Exception as e:  # numpy raises several types for a damaged archive
         raise SpikeforgeError(f"{p}: cannot be read as NPZ ({e.__class__.__name__})") from None
-    if "spikes" in arrays:
+    labels = arrays.get("labels")
+    if labels is not None:
+        _check_int(p, "labels", labels, 0, 2**63 - 1)
+        labels = labels.astype(np.int64)
+    if kind == "spikes":
         arr = arrays["spikes"]
-        want = (net.timesteps, net.n_in)
-        if arr.ndim != 3 or arr.shape[1:] != want:
-            raise SpikeforgeError(f"{p}: field spikes: shape {list(arr.shape)}, expected "
-                                  f"[N, {want[0]}, {want[1]}]")
         _check_int(p, "spikes", arr, 0, 1)
-        return Inputs(arr.astype(np.uint8), None)
-    if "pixels" in arrays:
-        arr = arrays["pixels"]
-        if arr.ndim != 2 or arr.shape[1] != net.n_in:
-            raise SpikeforgeError(f"{p}: field pixels: shape {list(arr.shape)}, expected "
-                                  f"[N, {net.n_in}]")
-        _check_int(p, "pixels", arr, 0, 255)
-        seeds = arrays.get("seeds")
-        if seeds is None:
-            seeds = sample_seeds(len(arr))
-        elif seeds.shape != (len(arr),):
-            raise SpikeforgeError(f"{p}: field seeds: shape {list(seeds.shape)}, expected "
-                                  f"[{len(arr)}]")
-        else:
-            _check_int(p, "seeds", seeds, 0, 2**32 - 1)
-        return Inputs(arr.astype(np.uint8), seeds.astype(np.uint32))
-    raise SpikeforgeError(f"{p}: field spikes: missing (give 'spikes' or 'pixels')")
+        return Inputs(arr.astype(np.uint8), None, labels)
+    arr = arrays["pixels"]
+    _check_int(p, "pixels", arr, 0, 255)
+    seeds = arrays.get("seeds")
+    if seeds is None:
+        seeds = sample_seeds(n)
+    else:
+        _check_int(p, "seeds", seeds, 0, 2**32 - 1)
+    return Inputs(arr.astype(np.uint8), seeds.astype(np.uint32), labels)
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available now (MemAvailable, else free pages); None when unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def memory_needed(net: QNet, n: int, verify: bool) -> int:
+    """Bytes a run of ``n`` samples holds at once (a generous estimate).
+
+    Input spikes (``N*T*n_in``, with a working copy and the stimulus file's
+    packing), per-layer output spikes (``N*T*n_out``) and membranes and counters
+    (8 bytes each); ``verify`` holds a second set from the reference.
+    """
+    t = net.timesteps
+    spiking = sum(layer.n_out for layer in net.layers if layer.fire)
+    neurons = sum(layer.n_out for layer in net.layers)
+    widest = max(net.n_in, *(layer.n_out for layer in net.layers))
+    inputs = 3 * n * t * net.n_in
+    outputs = n * t * spiking + 8 * n * (neurons + 4 * len(net.layers) + 2)
+    work = 3 * 8 * n * widest  # the reference's int64 currents of one step
+    return inputs + outputs * (2 if verify else 1) + (work if verify else 0)
+
+
+def _check_size(net: QNet, n: int, args: argparse.Namespace, verify: bool) -> None:
+    """Refuse, before any work, a run that cannot fit in memory or time."""
+    if args.mode == "cocotb" and n * net.timesteps > MAX_COCOTB_STEPS:
+        raise SpikeforgeError(
+            f"--inputs {args.inputs}: {n:,} samples x {net.timesteps} steps is over the "
+            f"{MAX_COCOTB_STEPS:,} steps --mode cocotb drives from Python; use --mode fast")
+    need = memory_needed(net, n, verify)
+    have = _available_memory()
+    if have is not None and need > have:
+        raise SpikeforgeError(
+            f"--inputs {args.inputs}: {n:,} samples need about {need / 2**30:.1f} GiB of "
+            f"memory, {have / 2**30:.1f} GiB is available; run fewer samples at a time")
 
 
 def _run(args: argparse.Namespace, net: QNet, inputs: Inputs, stage: Path, layout):
@@ -110,14 +218,19 @@ def _cmd(args: argparse.Namespace, verify: bool) -> int:
     from spikeforge.hw.layout import choose_layout
     from spikeforge.sim.tools import simulator_available
 
+    if args.stall_seed is not None and args.mode != "cocotb":
+        raise SpikeforgeError("--stall-seed: stalls need --mode cocotb")
     net = load_qnet(args.qnet)
-    layout = choose_layout(net, args.mapping, args.lanes)
-    inputs = load_inputs(args.inputs, net)
+    sources = [*qnet_paths(args.qnet), args.inputs, args.mapping]
+    out = check_out(args.out, sources)
     reason = simulator_available(args.simulator)
     if reason:
         raise SpikeforgeError(f"--simulator {args.simulator}: {reason}")
-    out = Path(args.out).resolve()
-    with staged_output(out) as stage:
+    layout = choose_layout(net, args.mapping, args.lanes)
+    _, n = inspect_inputs(args.inputs, net)
+    _check_size(net, n, args, verify)
+    inputs = load_inputs(args.inputs, net)
+    with staged_output(out, sources) as stage:
         result = _run(args, net, inputs, stage, layout)
         np.savez(stage / "outputs.npz", **result.to_npz_dict())
         status = 0
@@ -137,11 +250,11 @@ def _verify(net: QNet, inputs: Inputs, result, stage: Path, args, layout) -> int
     spikes = inputs.spikes(net)
     ref = simulate(net, spikes, layout.visits())
     mism = compare(ref, result)
-    (stage / "mismatches.json").write_text(json.dumps(
+    (stage / "mismatches.json").write_text(dumps(
         {"samples": len(spikes), "mismatches": len(mism),
-         "first": [m.__dict__ for m in mism[:100]]}, indent=2))
+         "first": [dict(m.__dict__) for m in mism[:100]]}))
     energy = energy_report(net, result.counters, source=f"rtl counters ({args.simulator})")
-    (stage / "energy.json").write_text(json.dumps(energy, indent=2))
+    (stage / "energy.json").write_text(dumps(energy))
     _plot_energy(energy, stage / "energy.png")
     print(f"verified {len(spikes)} samples on {args.simulator}: {len(mism)} mismatching")
     for m in mism[:5]:
@@ -204,11 +317,15 @@ def add_parsers(sub) -> None:
         p.add_argument("--simulator", default="icarus", help="icarus or verilator")
         p.add_argument("--mode", choices=("fast", "cocotb"), default="fast",
                        help="fast: plain-Verilog testbench, whole test sets; "
-                            "cocotb: Python drives every cycle (random stalls possible)")
-        p.add_argument("--stall-seed", type=int, default=None,
-                       help="cocotb mode: random valid/ready stalls from this seed")
+                            "cocotb: Python drives every cycle (random stalls possible; "
+                            f"at most {MAX_COCOTB_STEPS:,} samples x timesteps)")
+        p.add_argument("--stall-seed", type=seed, default=None,
+                       help="cocotb mode: random valid/ready stalls from this seed "
+                            "(0..2^64-1)")
         add_layout_arguments(p)
-        p.add_argument("--out", required=True, help="output folder (replaced at the end)")
+        p.add_argument("--out", required=True,
+                       help="output folder: new, empty or made by spikeforge; its outputs "
+                            "are replaced when the run ends")
         p.set_defaults(func=lambda a, v=verify: _cmd(a, v))
 
 
@@ -216,6 +333,6 @@ def add_layout_arguments(p) -> None:
     """``--mapping`` and ``--lanes``: which tiles the hardware has."""
     p.add_argument("--mapping", default=None,
                    help="mapping.yaml from `spikeforge map` (default: one tile per layer)")
-    p.add_argument("--lanes", type=int, default=None,
+    p.add_argument("--lanes", type=bounded_int(1, MAX_LANES), default=None,
                    help="neuron update lanes P per tile (default: the mapping's, or one per "
                         "neuron without a mapping)")

@@ -12,7 +12,7 @@ the results, so whole test sets run at the simulator's own speed (Icarus
 from __future__ import annotations
 
 import os
-import subprocess
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +25,18 @@ from spikeforge.hw.layout import HardwareLayout
 from spikeforge.hw.params import NetworkParams
 from spikeforge.qnet import QNet
 from spikeforge.sim.protocol import RtlResult, decode_counters, decode_membrane
-from spikeforge.sim.tools import simulator_available, simulator_environment
+from spikeforge.sim.tools import (
+    log_tail,
+    run_child,
+    simulator_available,
+    simulator_environment,
+)
 
 __all__ = ["FastRun", "run_fast", "testbench_verilog"]
 
 TB_NAME = "spikeforge_fast_tb"
+MAX_SAMPLES = 2**31 - 1  # the testbench counts samples in a Verilog `integer`
+_MAX_PATH = 1000  # the testbench reads file names into 1024-character registers
 
 
 def testbench_verilog(params: NetworkParams) -> str:
@@ -272,9 +279,12 @@ def _build(simulator: str, build: Path, sources: list[Path], log) -> Path:
                # are split into several C++ files that include the header through it
                "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include",
                "--top-module", TB_NAME, "--Mdir", str(obj), "-o", "Vtb", *map(str, sources)]
-    proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=build)
-    if proc.returncode != 0:
-        raise SpikeforgeError(f"{simulator} failed to build the testbench (see {log.name})")
+    log.flush()
+    rc = run_child(cmd, stdout=log, stderr=log, cwd=build)
+    if rc != 0:
+        log.flush()
+        raise SpikeforgeError(f"{simulator} failed to build the testbench (exit {rc}): "
+                              f"{log_tail(log.name) or 'no output'}")
     return exe
 
 
@@ -302,13 +312,42 @@ def run_fast(qnet: QNet, spikes: np.ndarray, *, simulator: str = "verilator",
         raise SpikeforgeError(
             f"input spikes must be [N, {qnet.timesteps}, {qnet.n_in}] for this QNet, "
             f"not {list(spikes.shape)}")
+    if not 1 <= len(spikes) <= MAX_SAMPLES:
+        raise SpikeforgeError(f"the fast testbench runs 1..{MAX_SAMPLES} samples, "
+                              f"not {len(spikes)}")
     spikes = spikes.astype(np.uint8)
     reason = simulator_available(simulator)
     if reason:
         raise SpikeforgeError(f"simulator {simulator}: {reason}")
     params = NetworkParams(qnet, encoder=encoder, layout=layout)
     build = Path(build_dir).resolve()
+    longest = max(len(str(build / "stimulus.hex")), len(str(Path(vcd).resolve())) if vcd else 0)
+    if longest > _MAX_PATH:
+        raise SpikeforgeError(f"build folder {str(build)[:60]}…: paths over {_MAX_PATH} "
+                              "characters do not fit the testbench")
+    made = _missing_parents(build)
     build.mkdir(parents=True, exist_ok=True)
+    try:
+        return _run(qnet, spikes, simulator, build, vcd, verilog, seeds, params)
+    except BaseException:
+        if made:  # a failed or interrupted run leaves no folder it made behind
+            shutil.rmtree(made[0], ignore_errors=True)
+        raise
+
+
+def _missing_parents(path: Path) -> list[Path]:
+    """The folders of ``path`` that do not exist yet, outermost first."""
+    missing = []
+    p = path
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    return missing[::-1]
+
+
+def _run(qnet: QNet, spikes: np.ndarray, simulator: str, build: Path, vcd, verilog,
+         seeds: np.ndarray | None, params: NetworkParams) -> FastRun:
+    encoder = seeds is not None
     dut = Path(verilog).resolve() if verilog else write_verilog(qnet, build, encoder=encoder,
                                                                 layout=params.layout)
     tb = build / f"{TB_NAME}.v"
@@ -327,9 +366,10 @@ def run_fast(qnet: QNet, spikes: np.ndarray, *, simulator: str = "verilator",
             args.append(f"+vcd={Path(vcd).resolve()}")
         cmd = ["vvp", "-n", str(exe), *args] if simulator == "icarus" else [str(exe), *args]
         with open(build / "sim.log", "w") as slog:
-            proc = subprocess.run(cmd, stdout=slog, stderr=subprocess.STDOUT, cwd=build)
+            rc = run_child(cmd, stdout=slog, stderr=slog, cwd=build)
         t2 = time.perf_counter()
-    if proc.returncode != 0 or not out.exists():
-        raise SpikeforgeError(f"{simulator} run failed (see {build / 'sim.log'})")
+    if rc != 0 or not out.exists():
+        raise SpikeforgeError(f"{simulator} run failed (exit {rc}): "
+                              f"{log_tail(build / 'sim.log') or 'no output'}")
     result = _parse(out, params, len(spikes))
     return FastRun(result=result, build_seconds=t1 - t0, run_seconds=t2 - t1, build_dir=build)

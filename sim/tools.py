@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["SIMULATORS", "simulator_available", "simulator_env", "simulator_environment"]
+__all__ = ["SIMULATORS", "log_tail", "run_child", "simulator_available", "simulator_env",
+           "simulator_environment", "use_group_launcher"]
 
 SIMULATORS = ("icarus", "verilator")
 _MIN_VERILATOR = (5, 36)  # cocotb 2.x and --binary --timing need at least this
@@ -79,3 +83,88 @@ class simulator_environment:  # noqa: N801 - used as a context manager, like a f
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+# ----------------------------------------------------------------------------- child processes
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Hold SIGINT/SIGTERM/SIGHUP while children are stopped (delivered afterwards)."""
+    sigs = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    try:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    except (ValueError, OSError):  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _stop_group(proc: subprocess.Popen, grace: float) -> None:
+    """SIGTERM the process group of ``proc``, SIGKILL what is left after ``grace`` s, reap."""
+    with _signals_held():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(grace)
+        # make, compilers and simulators the leader started may outlive it
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def run_child(cmd: Sequence[str], *, cwd: str | os.PathLike[str] | None = None,
+              env: dict[str, str] | None = None, stdout=None, stderr=None,
+              grace: float = 2.0) -> int:
+    """Run ``cmd`` in a process group of its own; return its exit status.
+
+    When the wait is left by any exception (Ctrl-C, SIGTERM or SIGHUP, which
+    :mod:`spikeforge.signals` turns into ``KeyboardInterrupt``, or an error), the
+    whole group is stopped before the exception goes on: the simulator and
+    everything it started (``make``, the C++ compiler, ``vvp``), so nothing keeps
+    writing into a build folder that is being removed.
+    """
+    proc = subprocess.Popen(list(cmd), cwd=cwd, env=env, stdout=stdout, stderr=stderr,
+                            start_new_session=True)
+    try:
+        return proc.wait()
+    except BaseException:
+        _stop_group(proc, grace)
+        raise
+
+
+def use_group_launcher(runner) -> None:
+    """Make a cocotb runner start its commands with :func:`run_child`.
+
+    cocotb's runner uses ``subprocess.run``, which kills only its direct child on
+    an exception; Verilator's ``make`` and compilers would go on. This replaces
+    the runner's ``_execute_cmds`` (cocotb 2.1) by one that stops the whole group.
+    """
+    if not hasattr(runner, "_execute_cmds"):
+        return
+
+    def execute_cmds(cmds, cwd, stdout=None) -> None:
+        for cmd in cmds:
+            stderr = None if stdout is None else subprocess.STDOUT
+            rc = run_child([str(c) for c in cmd], cwd=cwd, env=runner.env, stdout=stdout,
+                           stderr=stderr)
+            if rc != 0:
+                raise RuntimeError(f"Command failed with return code: {rc}")
+
+    runner._execute_cmds = execute_cmds
+
+
+def log_tail(path: str | os.PathLike[str], limit: int = 80) -> str:
+    """The last non-empty line of a log, cut to ``limit`` characters ('' when none)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 4096))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return ""
+    last = next((ln.strip() for ln in reversed(lines) if ln.strip()), "")
+    return last if len(last) <= limit else last[: limit - 1] + "…"
