@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from spikeforge.configbase import StrictModel, validation_error
 from spikeforge.errors import ConfigError
@@ -191,11 +191,12 @@ class ModelConfig(_Strict):
     # a pool right after a conv pools its currents (before the LIF layer), not its spikes
     pool_currents: Bool = False
 
-    @model_validator(mode="after")
-    def _ends_dense(self) -> ModelConfig:
-        if not isinstance(self.layers[-1], DenseSpec):
+    @field_validator("layers")
+    @classmethod
+    def _ends_dense(cls, v: list) -> list:
+        if not isinstance(v[-1], DenseSpec):
             raise ValueError("the last layer must be a dense layer (the readout)")
-        return self
+        return v
 
 
 class TrainConfig(_Strict):
@@ -231,7 +232,7 @@ class ExportConfig(_Strict):
 
 
 class TrainRunConfig(_Strict):
-    name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = "train"
+    name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)] = "train"
     seed: _int(0, MAX_SEED) = 0
     threads: _int(1, 256) = 1
     data: DataConfig = DataConfig()

@@ -235,7 +235,11 @@ class _Outputs:
     def record(self, *names: str) -> None:
         new = [n for n in names if n not in self.recorded]
         if new:
-            write_marker(self.path, new)
+            try:
+                write_marker(self.path, new)
+            except OSError as e:
+                raise SpikeforgeError(f"--out {self.path}: cannot be written "
+                                      f"({e.strerror or e})") from None
             self.recorded.update(new)
 
     def write(self, name: str, write) -> Path:
@@ -400,7 +404,12 @@ def _train(cfg: TrainRunConfig, path: str, outs: _Outputs, resume: bool,
     if resume:
         history, start = load_checkpoint(ckpt_path, fingerprint=config_fingerprint(cfg_doc),
                                          model=model, optimizer=opt, scheduler=sched)
-    outs.text("config.yaml", yaml.safe_dump(cfg_doc, sort_keys=False))
+    config_text = yaml.safe_dump(cfg_doc, sort_keys=False)
+
+    def save_config() -> None:  # with the first output, so an early Ctrl-C leaves no folder
+        if "config.yaml" not in outs.written:
+            outs.text("config.yaml", config_text)
+
     enc, t_train = cfg.encoding.kind, cfg.encoding.timesteps
     say = _Reporter(progress)
     with say:
@@ -427,6 +436,7 @@ def _train(cfg: TrainRunConfig, path: str, outs: _Outputs, resume: bool,
             say.line(f"epoch {epoch + 1}: loss {res.loss:.4f}  train {100 * res.accuracy:.2f} %  "
                      + "  ".join(f"test@T={t} {100 * a:.2f} %" for t, a in accs.items())
                      + f"  ({train_s:.1f} s)")
+            save_config()
             outs.text("history.json", jsonio.dumps(history, indent=1))
             if (epoch + 1) % cfg.train.checkpoint_every == 0 or epoch + 1 == cfg.train.epochs:
                 outs.record("checkpoint.pt")
@@ -434,6 +444,7 @@ def _train(cfg: TrainRunConfig, path: str, outs: _Outputs, resume: bool,
                                 model=model, optimizer=opt, scheduler=sched)
                 outs.written.add("checkpoint.pt")
     activity = _activity(model, x_test[:cfg.eval.activity_samples], cfg)
+    save_config()
     outs.text("activity.json", jsonio.dumps(activity, indent=1))
     if history:
         outs.record("curves.png")
@@ -476,15 +487,20 @@ def _save_qnet_pair(net, out: Path, name: str, record=None) -> Path:
     """
     from spikeforge.qnet import qnet_paths, save_qnet
 
-    stage = Path(tempfile.mkdtemp(prefix=".spikeforge-stage-", dir=out))
+    final = qnet_paths(out / name)
+    try:
+        stage = Path(tempfile.mkdtemp(prefix=".spikeforge-stage-", dir=out))
+    except OSError as e:
+        raise SpikeforgeError(f"{final[0]}: cannot be written ({e.strerror or e})") from None
     try:
         ypath, npath = save_qnet(net, stage / name)
-        final = qnet_paths(out / name)
         if record is not None:
             record(*(p.name for p in final))
         with _signals_held():
             for src, dst in zip((npath, ypath), final[::-1]):  # the NPZ first
                 os.replace(src, dst)
+    except OSError as e:
+        raise SpikeforgeError(f"{final[0]}: cannot be written ({e.strerror or e})") from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return final[0]
