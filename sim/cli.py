@@ -81,7 +81,8 @@ def inspect_inputs(path: str | os.PathLike[str], net: QNet) -> tuple[str, int]:
         raise SpikeforgeError(f"{p}: {e}") from None
     extra = [k for k in heads if k not in _ARRAYS]
     if extra:
-        raise SpikeforgeError(f"{p}: field {short(extra[0], 40)}: is not a known array "
+        name = extra[0] if extra[0].isprintable() and len(extra[0]) <= 40 else short(extra[0], 40)
+        raise SpikeforgeError(f"{p}: field {name}: is not a known array "
                               f"(known: {', '.join(_ARRAYS)})")
     if "spikes" in heads and "pixels" in heads:
         raise SpikeforgeError(f"{p}: field pixels: give either spikes or pixels, not both")
@@ -223,12 +224,12 @@ def _cmd(args: argparse.Namespace, verify: bool) -> int:
     net = load_qnet(args.qnet)
     sources = [*qnet_paths(args.qnet), args.inputs, args.mapping]
     out = check_out(args.out, sources)
-    reason = simulator_available(args.simulator)
-    if reason:
-        raise SpikeforgeError(f"--simulator {args.simulator}: {reason}")
     layout = choose_layout(net, args.mapping, args.lanes)
     _, n = inspect_inputs(args.inputs, net)
     _check_size(net, n, args, verify)
+    reason = simulator_available(args.simulator)
+    if reason:
+        raise SpikeforgeError(f"--simulator {args.simulator}: {reason}")
     inputs = load_inputs(args.inputs, net)
     with staged_output(out, sources) as stage:
         result = _run(args, net, inputs, stage, layout)

@@ -469,8 +469,8 @@ def inspect_npz(path: str | os.PathLike[str]) -> dict[str, tuple[tuple[int, ...]
 
 def _first_unknown(mapping: dict, known: tuple[str, ...]) -> str | None:
     unknown = [k for k in mapping if k not in known]
-    return min((short(k, 40) if not isinstance(k, str) else k for k in unknown),
-               default=None)
+    return min((k if isinstance(k, str) and k.isprintable() and len(k) <= 40 else short(k, 40)
+                for k in unknown), default=None)
 
 
 def load_qnet(path: str | os.PathLike[str]) -> QNet:

@@ -463,3 +463,267 @@ def test_requantize_scales_weights_thresholds_and_biases_together():
         assert same.layers == net.layers
     with pytest.raises(QNetError, match="weight_bits"):
         requantize(net, 1)
+
+
+# ----------------------------------------------------------------------------- strict loading
+
+
+@pytest.mark.parametrize(("where", "key"), [
+    ("top", "tiemsteps"),  # a typo of timesteps
+    ("top", "layer"),
+    ("input", "sise"),
+    ("input", "encodings"),
+])
+def test_load_unknown_keys_refused(tmp_path: Path, where: str, key: str) -> None:
+    ypath, _ = _saved(tmp_path)
+    if where == "top":
+        _edit_yaml(ypath, lambda d: d.__setitem__(key, 4))
+        _load_error(ypath, ypath, "network", key)
+    else:
+        _edit_yaml(ypath, lambda d: d["input"].__setitem__(key, 4))
+        _load_error(ypath, ypath, "input", key)
+
+
+def test_load_duplicate_key_refused(tmp_path: Path) -> None:
+    ypath, _ = _saved(tmp_path)
+    ypath.write_text(ypath.read_text().replace("timesteps: 7", "timesteps: 7\ntimesteps: 8"))
+    e = _load_error(ypath, ypath, "network", "yaml")
+    assert "duplicate" in str(e).lower()
+
+
+def test_load_goes_through_the_bounded_reader(tmp_path: Path) -> None:
+    ypath, _ = _saved(tmp_path)
+    ypath.write_bytes(b"format: qnet/1\nname: \xff\xfe\n")
+    e = _load_error(ypath, ypath, "network", "yaml")
+    assert "UTF-8" in str(e)
+    ypath.write_text('a: &a ["x","x","x","x","x","x","x","x","x","x"]\n'
+                     + "".join(f"{c}: &{c} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n"
+                               for p, c in zip("abcdefgh", "bcdefghi")))
+    e = _load_error(ypath, ypath, "network", "yaml")
+    assert "aliases" in str(e)
+
+
+@pytest.mark.parametrize("name", ["_", "_x", "ñandú", "a-b", "1a", "a" * 65, "", 7, None,
+                                  ["x"]])
+def test_load_bad_network_name(tmp_path: Path, name) -> None:
+    ypath, _ = _saved(tmp_path)
+    _edit_yaml(ypath, lambda d: d.__setitem__("name", name))
+    _load_error(ypath, ypath, "network", "name")
+
+
+@pytest.mark.parametrize("name", ["_", "ñandú", "a.b", "x" * 65, 3])
+def test_load_bad_layer_name(tmp_path: Path, name) -> None:
+    ypath, _ = _saved(tmp_path)
+    _edit_yaml(ypath, lambda d: d["layers"][0].__setitem__("name", name))
+    _load_error(ypath, ypath, "layers[0]", "name")
+
+
+@pytest.mark.parametrize("name", ["_", "_hidden", "ñandú", "x" * 65, "a b", "a.b"])
+def test_constructors_refuse_bad_names(name) -> None:
+    with pytest.raises(QNetError) as exc:
+        _layer(name=name)
+    assert exc.value.field == "name"
+    with pytest.raises(QNetError) as exc:
+        QNet(layers=(_layer(),), timesteps=2, input=InputSpec(size=3), name=name)
+    _check(exc, "network", "name")
+
+
+def test_longest_name_accepted() -> None:
+    name = "a" + "_9" * 31 + "z"
+    assert len(name) == 64
+    QNet(layers=(_layer(name=name),), timesteps=2, input=InputSpec(size=3), name=name)
+
+
+def test_load_name_defaults_to_a_valid_file_stem(tmp_path: Path) -> None:
+    ypath, _ = save_qnet(_net(), tmp_path / "my-net")
+    _edit_yaml(ypath, lambda d: d.pop("name"))
+    assert load_qnet(ypath).name == "qnet"  # "my-net" is no identifier
+
+
+@pytest.mark.parametrize("meta", [[1, 2], "text", 5])
+def test_load_meta_must_be_a_mapping(tmp_path: Path, meta) -> None:
+    ypath, _ = _saved(tmp_path)
+    _edit_yaml(ypath, lambda d: d.__setitem__("meta", meta))
+    _load_error(ypath, ypath, "network", "meta")
+
+
+@pytest.mark.parametrize("t", [100_001, 10**30, "4", 4.0, True, None, -1])
+def test_load_timesteps_limits(tmp_path: Path, t) -> None:
+    ypath, _ = _saved(tmp_path)
+    _edit_yaml(ypath, lambda d: d.__setitem__("timesteps", t))
+    e = _load_error(ypath, ypath, "network", "timesteps")
+    assert "100000" in e.message
+    assert len(str(e)) < 300
+
+
+def test_timesteps_limit_in_constructor() -> None:
+    QNet(layers=(_layer(),), timesteps=100_000, input=InputSpec(size=3))
+    with pytest.raises(QNetError) as exc:
+        QNet(layers=(_layer(),), timesteps=100_001, input=InputSpec(size=3))
+    _check(exc, "network", "timesteps")
+
+
+@pytest.mark.parametrize("shape", [[2, 2], [7], [2, 3, 2], [0, 6], [-2, -3], "2x3", [2.0, 3.0],
+                                   [True, 6]])
+def test_load_input_shape_must_match_size(tmp_path: Path, shape) -> None:
+    ypath, _ = _saved(tmp_path)
+    _edit_yaml(ypath, lambda d: d["input"].__setitem__("shape", shape))
+    _load_error(ypath, ypath, "input", "shape")
+
+
+def test_input_spec_shape_checked_in_constructor() -> None:
+    assert InputSpec(size=6, shape=(2, 3)).shape == (2, 3)
+    assert InputSpec(size=6, shape=[6]).shape == (6,)
+    with pytest.raises(QNetError) as exc:
+        InputSpec(size=6, shape=(4, 2))
+    _check(exc, "input", "shape")
+    with pytest.raises(QNetError):
+        InputSpec(size=True)
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_load_bias_flag_must_be_boolean(tmp_path: Path, value) -> None:
+    ypath, _ = _saved(tmp_path)
+    _edit_yaml(ypath, lambda d: d["layers"][1].__setitem__("bias", value))
+    _load_error(ypath, ypath, "hidden2", "bias")
+
+
+@pytest.mark.parametrize("value", ["per_neuron", "5", [1, 2]])
+def test_load_bad_threshold_value(tmp_path: Path, value) -> None:
+    ypath, _ = _saved(tmp_path)
+    _edit_yaml(ypath, lambda d: d["layers"][0].__setitem__("threshold", value))
+    _load_error(ypath, ypath, "hidden1", "threshold")
+
+
+@pytest.mark.parametrize("kind", [[1], {"a": 1}, "conv"])
+def test_load_unhashable_or_unknown_kind(tmp_path: Path, kind) -> None:
+    ypath, _ = _saved(tmp_path)
+    _edit_yaml(ypath, lambda d: d["layers"][0].__setitem__("kind", kind))
+    _load_error(ypath, ypath, "hidden1", "kind")
+
+
+def _weights(npath: Path) -> np.ndarray:
+    with np.load(npath) as npz:
+        return npz["hidden1.weights"].copy()
+
+
+def test_load_uint64_weight_does_not_wrap(tmp_path: Path) -> None:
+    ypath, npath = _saved(tmp_path)
+    w = _weights(npath).astype(np.int64)
+    w[w < 0] = 0
+    w = w.astype(np.uint64)
+    w[0, 0] = np.uint64(2**64 - 1)  # would become -1 (a valid 4-bit weight) after a cast
+    _rewrite_npz(npath, hidden1__weights=w)
+    e = _load_error(tmp_path / "demo", ypath, "hidden1", "weights")
+    assert "18446744073709551615" in e.message
+
+
+def test_layer_refuses_uint64_that_wraps() -> None:
+    with pytest.raises(QNetError) as exc:
+        _layer(weights=np.array([[1, 2, 2**64 - 1], [0, 0, 0]], dtype=np.uint64))
+    _check(exc, "l1", "weights")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 0.5, 2.0**70])
+def test_load_float_weights_refused_unless_integral(tmp_path: Path, bad: float) -> None:
+    ypath, npath = _saved(tmp_path)
+    w = _weights(npath).astype(np.float64)
+    w[1, 1] = bad
+    _rewrite_npz(npath, hidden1__weights=w)
+    _load_error(tmp_path / "demo", ypath, "hidden1", "weights")
+
+
+def test_load_integral_float_weights_accepted(tmp_path: Path) -> None:
+    _, npath = _saved(tmp_path)
+    w = _weights(npath)
+    _rewrite_npz(npath, hidden1__weights=w.astype(np.float32))
+    np.testing.assert_array_equal(load_qnet(tmp_path / "demo").layers[0].weights, w)
+
+
+@pytest.mark.parametrize("dtype", ["U3", "S3", "complex128", bool])
+def test_load_non_integer_dtypes_refused(tmp_path: Path, dtype) -> None:
+    ypath, npath = _saved(tmp_path)
+    _rewrite_npz(npath, hidden1__weights=_weights(npath).astype(dtype))
+    _load_error(tmp_path / "demo", ypath, "hidden1", "weights")
+
+
+def test_load_bias_and_threshold_arrays_checked_exactly(tmp_path: Path) -> None:
+    ypath, npath = _saved(tmp_path)
+    _rewrite_npz(npath, hidden2__bias=np.array([1, 2, 3, 2**64 - 1], dtype=np.uint64))
+    _load_error(tmp_path / "demo", ypath, "hidden2", "bias")
+    ypath, npath = _saved(tmp_path)
+    _rewrite_npz(npath, hidden2__threshold=np.array([1, 2, np.nan, 4]))
+    _load_error(tmp_path / "demo", ypath, "hidden2", "threshold")
+
+
+class _Boom:
+    """Unpickling this creates a file: a stand-in for code a malicious NPZ would run."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.path),))
+
+
+def test_load_object_array_refused_without_unpickling(tmp_path: Path) -> None:
+    _, npath = _saved(tmp_path)
+    sentinel = tmp_path / "pwned"
+    obj = np.empty((5, 6), dtype=object)
+    obj[:] = 0
+    obj[0, 0] = _Boom(str(sentinel))
+    _rewrite_npz(npath, hidden1__weights=obj)
+    e = _load_error(tmp_path / "demo", npath, "network", "npz")
+    assert "object" in e.message
+    assert not sentinel.exists()
+
+
+@pytest.mark.parametrize("extra", ["hidden1.threshold", "hidden1.bias", "evil", "x.weights"])
+def test_load_unused_npz_arrays_refused(tmp_path: Path, extra: str) -> None:
+    ypath, npath = _saved(tmp_path)
+    _rewrite_npz(npath, **{extra.replace(".", "__"): np.ones(5, dtype=np.int64)})
+    e = _load_error(tmp_path / "demo", npath, "network", "npz")
+    assert extra in e.message and "not used" in e.message
+
+
+def test_load_npz_header_claiming_a_huge_array_refused(tmp_path: Path) -> None:
+    """Only the header is read: a tiny archive cannot make the loader allocate terabytes."""
+    import io
+    import zipfile
+
+    ypath, npath = _saved(tmp_path)
+    with np.load(npath) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    with zipfile.ZipFile(npath, "w") as z:
+        for k, v in arrays.items():
+            buf = io.BytesIO()
+            if k == "hidden1.weights":
+                np.lib.format.write_array_header_1_0(
+                    buf, {"descr": "<i8", "fortran_order": False, "shape": (10**6, 10**6)})
+            else:
+                np.save(buf, v)
+            z.writestr(k + ".npy", buf.getvalue())
+    e = _load_error(tmp_path / "demo", npath, "network", "npz")
+    assert "limited" in e.message
+
+
+def test_load_npz_member_that_is_not_an_array(tmp_path: Path) -> None:
+    import zipfile
+
+    _, npath = _saved(tmp_path)
+    with zipfile.ZipFile(npath, "a") as z:
+        z.writestr("notes.txt", b"hello")
+    _load_error(tmp_path / "demo", npath, "network", "npz")
+
+
+def test_saved_files_follow_the_umask(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        ypath, npath = save_qnet(_net(), tmp_path / "demo")
+    finally:
+        os.umask(old)
+    for p in (ypath, npath):
+        assert stat.S_IMODE(p.stat().st_mode) == 0o644, p
