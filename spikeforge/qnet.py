@@ -523,6 +523,10 @@ def _load(ypath: Path, npath: Path) -> QNet:
         doc = read_yaml(ypath)
     except ConfigError as e:
         raise QNetError("network", "yaml", e.message, file=str(ypath)) from None
+    except yaml.YAMLError as e:  # e.g. a NUL byte, refused before read_yaml's own checks
+        mark = getattr(e, "problem_mark", None)
+        at = f" (line {mark.line + 1})" if mark else ""
+        raise QNetError("network", "yaml", f"is not valid YAML{at}", file=str(ypath)) from None
     if not isinstance(doc, dict):
         raise QNetError("network", "yaml", "must be a mapping", file=str(ypath))
     bad = _first_unknown(doc, _TOP_KEYS)
