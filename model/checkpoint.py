@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -146,11 +147,12 @@ def load_checkpoint(path: Path, *, fingerprint: str, model: nn.Module,
     try:
         ck = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as e:  # noqa: BLE001 -- torch raises pickle, zip, EOF, Runtime errors
-        first = " ".join(str(e).split())[:120]
-        hint = " (it holds more than tensors and plain values)" \
-            if "weights_only" in str(e).lower() or "Unsupported global" in str(e) else ""
-        raise SpikeforgeError(f"{path}: cannot be read as a spikeforge checkpoint{hint}: "
-                              f"{e.__class__.__name__}: {first}") from None
+        found = re.search(r"GLOBAL ([\w.]{1,80})", str(e))
+        why = (f"it holds a pickled object ({found.group(1)}), not only tensors and plain "
+               "values; nothing of it was run" if found
+               else f"damaged or not a checkpoint ({e.__class__.__name__})")
+        raise SpikeforgeError(f"{path}: cannot be read as a spikeforge checkpoint: {why}"
+                              ) from None
     try:
         _check(ck, fingerprint, model, optimizer, scheduler)
     except _Bad as e:
