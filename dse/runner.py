@@ -293,8 +293,9 @@ def run_study(study: Study, out: str | os.PathLike[str], *, workers: int | None 
                        "reused": run.reused, "proposals": run.asks, "status": run.counts,
                        "executor": ex.description, "wall_s": round(wall, 2),
                        "pareto": sum(r["pareto"] for r in rows)}
-            if run.store.skipped:
-                summary["skipped_lines"] = run.store.skipped
+            if run.store.skipped:  # unusable lines of points.jsonl (their points re-evaluated)
+                summary["skipped_lines"] = run.store.skipped[:100]
+                summary["skipped_count"] = len(run.store.skipped)
             if len(visited) < budget:
                 summary["note"] = (f"the search stopped at {len(visited)} distinct points: "
                                    "the space is exhausted or the sampler kept repeating points")
