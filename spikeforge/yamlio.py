@@ -168,7 +168,11 @@ def _expanded_nodes(root: Node) -> int:
 
 def parse_yaml(text: str, where: str) -> Any:
     """Parse YAML ``text``; ``where`` names it (a path) in the one-line error."""
-    loader = _BoundedLoader(text)
+    try:
+        loader = _BoundedLoader(text)  # the reader refuses some characters (NUL) at once
+    except yaml.YAMLError:
+        raise ConfigError(where, "-", "is not valid YAML (a character YAML does not allow)"
+                          ) from None
     try:
         node = loader.get_single_node()
         if node is None:

@@ -64,9 +64,11 @@ def _bomb(levels: int, width: int = 9) -> str:
         ("a: [1, 2\n", "is not valid YAML"),
         ("a: !!python/object/apply:os.system ['true']\n", "is not valid YAML"),
         ("\tkey: 1\n", "is not valid YAML"),
+        ("a: 1\x00\n", "is not valid YAML"),
+        ("a: \x07\n", "is not valid YAML"),
     ],
     ids=["billion-laughs", "deep-20000", "deep-limit", "dup-top", "dup-nested", "unclosed",
-         "python-tag", "tab"],
+         "python-tag", "tab", "nul", "bell"],
 )
 def test_bad_yaml_one_error(tmp_path, text, expect):
     p = tmp_path / "x.yaml"
