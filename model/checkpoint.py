@@ -23,6 +23,7 @@ import math
 import os
 import re
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -145,7 +146,9 @@ def load_checkpoint(path: Path, *, fingerprint: str, model: nn.Module,
         raise SpikeforgeError(f"{path}: is {size} bytes, more than a checkpoint of this "
                               f"network can be ({limit}); not read")
     try:
-        ck = torch.load(path, weights_only=True, map_location="cpu")
+        with warnings.catch_warnings():  # torch warns of pickle protocols: one line only
+            warnings.simplefilter("ignore")
+            ck = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as e:  # noqa: BLE001 -- torch raises pickle, zip, EOF, Runtime errors
         found = re.search(r"GLOBAL ([\w.]{1,80})", str(e))
         why = (f"it holds a pickled object ({found.group(1)}), not only tensors and plain "
