@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from spikeforge.errors import SpikeforgeError
+from spikeforge.jsonio import dumps
 
 __all__ = ["STATUSES", "PointStore"]
 
@@ -167,12 +168,13 @@ class PointStore:
             raise SpikeforgeError(f"point {key} is already stored: it was evaluated twice")
         rec = {"key": key, "fingerprint": self.fingerprint, "settings": settings} | {
             k: v for k, v in record.items() if k not in ("key", "sum")}
-        # JSON has no inf/NaN: a non-finite figure is stored as null (missing)
-        for name in ("metrics", "seconds"):
-            rec[name] = {k: (v if v is None or math.isfinite(v) else None)
-                         for k, v in rec.get(name, {}).items()}
+        rec.setdefault("metrics", {})
+        rec.setdefault("seconds", {})
+        # strict JSON: a non-finite figure is stored as null (missing); the record kept in
+        # memory is exactly what a later load reads back
+        rec = json.loads(dumps(rec, indent=None))
         rec["sum"] = _checksum(rec)
-        line = json.dumps(rec, sort_keys=True, allow_nan=False).encode() + b"\n"
+        line = dumps(rec, indent=None, sort_keys=True).encode() + b"\n"
         self._append(line)
         self._records[key] = rec
         return rec
