@@ -138,9 +138,9 @@ _BoundedLoader.yaml_implicit_resolvers = {
 }
 
 
-def _expanded_nodes(root: Node) -> int:
+def _expanded_nodes(root: Node, memo: dict[int, int] | None = None) -> int:
     """Nodes of ``root`` with every alias expanded, counted once per node object (memoized)."""
-    memo: dict[int, int] = {}
+    memo = {} if memo is None else memo
     # iterative post-order: the graph is at most MAX_DEPTH deep, but stay off the C stack
     stack: list[tuple[Node, bool]] = [(root, False)]
     while stack:
@@ -166,6 +166,29 @@ def _expanded_nodes(root: Node) -> int:
     return memo.get(id(root), 1)
 
 
+def _heaviest_path(node: Node, memo: dict[int, int]) -> str:
+    """``a.b.0``: the deepest place whose expansion alone passes the cap."""
+    path: list[str] = []
+    for _ in range(MAX_DEPTH):
+        nxt = None
+        if isinstance(node, MappingNode):
+            for k, v in node.value:
+                if memo.get(id(v), 1) > MAX_NODES:
+                    nxt = v
+                    path.append(str(k.value) if isinstance(k, ScalarNode) else "?")
+                    break
+        elif isinstance(node, SequenceNode):
+            for i, v in enumerate(node.value):
+                if memo.get(id(v), 1) > MAX_NODES:
+                    nxt = v
+                    path.append(str(i))
+                    break
+        if nxt is None:
+            break
+        node = nxt
+    return ".".join(path)
+
+
 def parse_yaml(text: str, where: str) -> Any:
     """Parse YAML ``text``; ``where`` names it (a path) in the one-line error."""
     try:
@@ -177,8 +200,11 @@ def parse_yaml(text: str, where: str) -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
-        if _expanded_nodes(node) > MAX_NODES:
-            raise _Refused(f"aliases expand to more than {MAX_NODES:,} values")
+        memo: dict[int, int] = {}
+        if _expanded_nodes(node, memo) > MAX_NODES:
+            field = _heaviest_path(node, memo)
+            raise ConfigError(where, field or "-",
+                              f"aliases expand to more than {MAX_NODES:,} values")
         return loader.construct_document(node)
     except _Refused as e:
         at = f" (line {e.line})" if e.line else ""
