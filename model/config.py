@@ -232,7 +232,7 @@ class ExportConfig(_Strict):
 
 
 class TrainRunConfig(_Strict):
-    name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)] = "train"
+    name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=64)] = "train"
     seed: _int(0, MAX_SEED) = 0
     threads: _int(1, 256) = 1
     data: DataConfig = DataConfig()

@@ -124,7 +124,7 @@ class RtlConfig(_Strict):
 
 
 class RunConfig(_Strict):
-    name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)] = "digits"
+    name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=64)] = "digits"
     seed: Seed = 0
     data: DataConfig = DataConfig()
     encoding: EncodingConfig = EncodingConfig()
