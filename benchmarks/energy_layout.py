@@ -40,7 +40,7 @@ def main() -> int:
     ap.add_argument("--hw", nargs="+", default=["examples/hw/tiles1024x128.yaml",
                                                 "examples/hw/tiles1024x64.yaml"])
     args = ap.parse_args()
-    console = Console()
+    console = Console(width=200)
     net = fashion_qnet(Path(args.qnet_dir), console)
     x_tr, _, x_te, _ = load_fashion_mnist()
     spikes = bernoulli(x_te[:args.samples], net.timesteps, seed=2)
