@@ -109,6 +109,7 @@ class DenseLayer(wiring.Component):
         P = lay.lanes
         nb_max = lay.batches
         vb = p.membrane_bits
+        nw = p.neuron_word_bits  # per neuron: the membrane, then its reset rule's state bits
         cnt = self.counters
         cb = p.counter_bits
 
@@ -167,7 +168,7 @@ class DenseLayer(wiring.Component):
         for gi, g in enumerate(lay.groups):
             nb = math.ceil(g.size / P)
             m.submodules[f"v{gi}"] = vmem = memory.Memory(
-                shape=unsigned(P * vb), depth=nb, init=[])
+                shape=unsigned(P * nw), depth=nb, init=[])
             vrd = vmem.read_port(domain="sync")
             vwr = vmem.write_port()
             fresh = Signal(nb)  # membranes still zero since the last clear
@@ -188,16 +189,19 @@ class DenseLayer(wiring.Component):
                 current = partials[0]
                 for q in partials[1:]:
                     current = current + q
-                v_old = vrd.data[lane_no * vb:(lane_no + 1) * vb].as_signed()
+                word = vrd.data[lane_no * nw:(lane_no + 1) * nw]
+                is_fresh = fresh.bit_select(b_d, 1)
+                if p.state_bits:  # the previous spike, zero like the membrane after a clear
+                    m.d.comb += lane.s_prev.eq(~is_fresh & word[vb])
                 m.d.comb += [
-                    lane.v.eq(Mux(fresh.bit_select(b_d, 1), 0, v_old)),
+                    lane.v.eq(Mux(is_fresh, 0, word[:vb].as_signed())),
                     lane.current.eq(current),
                     lane.bias.eq(pick([Const(int(biases[g.lo + j]) if j < g.size else 0,
                                              signed(vb)) for j in idx])),
                     lane.threshold.eq(pick([Const(int(thresholds[g.lo + j]) if j < g.size
                                                   else 1, signed(vb)) for j in idx])),
                 ]
-                words.append(lane.v_next)
+                words.append(Cat(lane.v_next, lane.spike) if p.state_bits else lane.v_next)
                 for b in range(nb):
                     j = b * P + lane_no
                     if j < g.size:

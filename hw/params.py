@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spikeforge.qnet import Layer, QNet, Reset, bits_for_signed
+from spikeforge.qnet import RESET_RULES, Layer, QNet, Reset, ResetRule, bits_for_signed
 
 __all__ = ["LayerParams", "NetworkParams", "current_bits", "index_bits"]
 
@@ -94,6 +94,21 @@ class LayerParams:
         return self.layer.reset
 
     @property
+    def reset_rule(self) -> ResetRule:
+        """The semantics of the layer's reset (``qnet.RESET_RULES``)."""
+        return RESET_RULES[self.layer.reset]
+
+    @property
+    def state_bits(self) -> int:
+        """State bits per neuron besides the membrane (the previous spike, if the rule needs it)."""
+        return self.reset_rule.state_bits
+
+    @property
+    def neuron_word_bits(self) -> int:
+        """Bits of one neuron in the membrane memory: membrane, then its state bits."""
+        return self.membrane_bits + self.state_bits
+
+    @property
     def counter_bits(self) -> int:
         """Counter width from the largest count a sample can reach (synaptic events)."""
         return _count_bits(self.timesteps * self.n_in * self.n_out)
@@ -140,7 +155,7 @@ class NetworkParams:
 
     def layer_memories(self) -> list[dict[str, int]]:
         """Per layer: bits of its weight, membrane and line-table memories."""
-        return [lay.memory_bits(p.weight_bits, p.membrane_bits)
+        return [lay.memory_bits(p.weight_bits, p.neuron_word_bits)
                 for p, lay in zip(self.layers, self.layout.layers)]
 
     @property
@@ -188,7 +203,7 @@ class NetworkParams:
                          "accumulators": g.size,
                          **({"membrane_memory": {
                              "words": -(-g.size // lay.lanes),
-                             "word_bits": lay.lanes * p.membrane_bits}} if k == 0 else {})}
+                             "word_bits": lay.lanes * p.neuron_word_bits}} if k == 0 else {})}
                         for g in lay.groups for k, c in enumerate(g.chunks)
                     ],
                     "memory_bits": mem,

@@ -10,10 +10,13 @@ gradients, but as one :class:`torch.autograd.Function`:
   and then runs the adjoint recurrence (one fused multiply-add per step)::
 
       gu[t] = gs[t] * g(u[t] - theta) + c[t] * gu[t + 1]
-      c[t]  = beta * (1 - s[t])   (reset to zero)   or   beta   (subtract)
+      c[t]  = beta * (1 - s[t])   (reset to zero)   or   beta   (subtract, keep)
 
   The reset is detached from the graph, as in the step function
-  (Zenke & Vogels 2021), so ``c[t]`` has no surrogate term.
+  (Zenke & Vogels 2021), so ``c[t]`` has no surrogate term. Every reset mode
+  runs through its rule (``qnet.RESET_RULES``) and the float actions of
+  ``neurons.FLOAT_AT_SPIKE``; the C kernels implement the modes of
+  ``native.RESET_FLAGS`` and any other mode takes the torch loops.
 
 A generic autograd graph over ``T`` steps has ~10 nodes per step; here the
 Python and dispatcher overhead per batch is a few dozen small calls. Where a C
@@ -29,10 +32,17 @@ import math
 
 import torch
 
-from spikeforge.qnet import Reset
+from spikeforge.qnet import RESET_RULES, Reset
 
 from . import native
-from .neurons import LIFParams, RefractoryState, lif_step, refractory_lif_step, run_steps
+from .neurons import (
+    FLOAT_AT_SPIKE,
+    LIFParams,
+    RefractoryState,
+    lif_step,
+    refractory_lif_step,
+    run_steps,
+)
 from .surrogate import Surrogate
 
 __all__ = ["Backend", "lif_sequence", "lif_sequence_reference"]
@@ -73,27 +83,26 @@ class _LIFSequence(torch.autograd.Function):
                 backend: Backend) -> torch.Tensor:  # noqa: D102
         theta = float(threshold.detach())
         ctx.beta, ctx.reset, ctx.kind, ctx.scale = beta, reset, kind, scale
-        ctx.use_native = backend is Backend.AUTO and native.usable(currents)
+        ctx.use_native = (backend is Backend.AUTO and native.supports(reset)
+                          and native.usable(currents))
         if ctx.use_native:
             u, out = native.lif_forward(currents, beta, theta, reset)
             ctx.save_for_backward(u, out, threshold)  # the backward reads the spikes
             return out
+        rule = RESET_RULES[reset]
+        act = FLOAT_AT_SPIKE[rule.at_spike]
         u = torch.empty_like(currents)
-        # zero reset: keep = 1 - s (what survives the reset, and the backward's c / beta);
-        # subtract: the spikes themselves.
+        # flag: the spikes, or for the zero reset keep = 1 - s (what survives the reset,
+        # and the backward's c / beta)
         flag = torch.empty_like(currents)
-        v = torch.zeros_like(currents[0])
-        subtract = reset is Reset.SUBTRACT
+        vbuf = v = torch.zeros_like(currents[0])  # the reset writes into vbuf (or keeps u[t])
         for t in range(currents.shape[0]):
             ut = torch.add(currents[t], v, alpha=beta, out=u[t])
-            if subtract:
-                torch.ge(ut, theta, out=flag[t])
-                torch.add(ut, flag[t], alpha=-theta, out=v)
-            else:
-                torch.lt(ut, theta, out=flag[t])
-                torch.mul(ut, flag[t], out=v)
+            if rule.subtract_next and t > 0:
+                ut.sub_(_spikes(flag[t - 1], act.flag_is_keep), alpha=theta)
+            v = act.fused(ut, theta, flag[t], vbuf)
         ctx.save_for_backward(u, flag, threshold)
-        return flag if subtract else torch.sub(1.0, flag)
+        return _spikes(flag, act.flag_is_keep)
 
     @staticmethod
     def backward(ctx, grad_spikes: torch.Tensor):  # noqa: D102
@@ -106,26 +115,35 @@ class _LIFSequence(torch.autograd.Function):
             if ctx.needs_input_grad[1]:
                 grad_theta = torch.tensor(g, dtype=threshold.dtype).reshape(threshold.shape)
             return gu.view(grad_spikes.shape), grad_theta, None, None, None, None, None
+        rule = RESET_RULES[ctx.reset]
+        act = FLOAT_AT_SPIKE[rule.at_spike]
         a = _surrogate_grad_(u - theta, ctx.kind, ctx.scale).mul_(grad_spikes)
-        subtract = ctx.reset is Reset.SUBTRACT
-        c = None if subtract else flag.mul(ctx.beta)
+        c = flag.mul(ctx.beta) if act.flag_is_keep else None
         gu = torch.empty_like(u)
         t_last = u.shape[0] - 1
         gu[t_last] = a[t_last]
         for t in range(t_last - 1, -1, -1):
-            if subtract:
+            if c is None:
                 torch.add(a[t], gu[t + 1], alpha=ctx.beta, out=gu[t])
             else:
                 torch.addcmul(a[t], c[t], gu[t + 1], out=gu[t])
         grad_theta = None
         if ctx.needs_input_grad[1]:
-            # theta enters through the spike (s = H(u - theta)) and, for subtract,
-            # through the reset v = u - theta * s; gv[t] = beta * gu[t + 1].
+            # theta enters through the spike (s = H(u - theta)), through a reset
+            # v = u - theta * s (gv[t] = beta * gu[t + 1]) and through a subtraction at the
+            # next update, u[t + 1] -= theta * s[t].
             g = -a.sum()
-            if subtract:
-                g = g - ctx.beta * (flag[:-1] * gu[1:]).sum()
+            coef = ctx.beta * act.theta_in_v + rule.subtract_next
+            if coef:
+                s = _spikes(flag, act.flag_is_keep)
+                g = g - coef * (s[:-1] * gu[1:]).sum()
             grad_theta = g.reshape(threshold.shape).to(threshold.dtype)
         return gu, grad_theta, None, None, None, None, None
+
+
+def _spikes(flag: torch.Tensor, flag_is_keep: bool) -> torch.Tensor:
+    """The spikes from the fused loop's flag (``1 - keep`` for the zero reset)."""
+    return torch.sub(1.0, flag) if flag_is_keep else flag
 
 
 def lif_sequence(currents: torch.Tensor, params: LIFParams,

@@ -30,8 +30,8 @@ from spikeforge.qnet import Reset
 
 from .surrogate import Surrogate
 
-__all__ = ["available", "bernoulli_splitmix_f32", "event_csr", "event_wgrad",
-           "gather_sum", "lif_backward", "lif_forward"]
+__all__ = ["RESET_FLAGS", "available", "bernoulli_splitmix_f32", "event_csr", "event_wgrad",
+           "gather_sum", "lif_backward", "lif_forward", "supports"]
 
 _FWD = r"""
 #include <stdint.h>
@@ -302,6 +302,16 @@ def _build() -> ctypes.CDLL | None:
     return lib
 
 
+RESET_FLAGS: dict[Reset, int] = {Reset.ZERO: 0, Reset.SUBTRACT: 1}
+"""The reset modes the C kernels implement, and their ``subtract`` flag; any other mode
+goes through the torch loops of :mod:`.kernels` (never through another mode's kernel)."""
+
+
+def supports(reset: Reset) -> bool:
+    """Whether the C kernels implement the reset mode ``reset``."""
+    return reset in RESET_FLAGS
+
+
 def available() -> bool:
     """Whether the C kernels are built and loaded (building them on the first call)."""
     global _lib, _tried
@@ -331,7 +341,7 @@ def lif_forward(currents: torch.Tensor, beta: float, theta: float,
     v = torch.empty(n, dtype=c.dtype)
     getattr(_lib, f"lif_fwd_{_suffix(c)}")(
         c.data_ptr(), u.data_ptr(), out.data_ptr(), v.data_ptr(), steps, n,
-        beta, theta, int(reset is Reset.SUBTRACT))
+        beta, theta, RESET_FLAGS[reset])
     return u, out
 
 
@@ -349,7 +359,7 @@ def lif_backward(grad: torch.Tensor, u: torch.Tensor, spikes: torch.Tensor, beta
     gth = getattr(_lib, f"lif_bwd_{_suffix(u)}")(
         g.data_ptr(), u.data_ptr(), spikes.data_ptr(), gu.data_ptr(), zeros.data_ptr(), steps, n,
         beta, theta,
-        int(reset is Reset.SUBTRACT), _KIND[kind], scale)
+        RESET_FLAGS[reset], _KIND[kind], scale)
     return gu, float(gth)
 
 

@@ -4,9 +4,14 @@ The integer reference computes, per step, ``v = sat(leak(v) + I + bias)``, then
 compares and resets. The float neurons here follow the same order with
 ``leak(v) = beta * v`` and ``beta = 1 - sum(2^-k for k in leak_shifts)``::
 
-    v = beta * v + I          # I = W @ s_in + bias
+    v = beta * v + I          # I = W @ s_in + bias  [- theta * s_prev, see below]
     s = (v >= theta)          # LIF only
     v = reset(v, s)           # zero: v = 0 where s; subtract: v = v - theta where s
+
+The reset modes' semantics come from the one table ``spikeforge.qnet.RESET_RULES``;
+:data:`FLOAT_AT_SPIKE` implements each action on floats. A rule with
+``subtract_next`` subtracts ``theta * s_prev`` at the next update instead, and
+its step state is a :class:`LIFState` (membrane and previous spikes).
 
 ``beta = 1`` is an IF neuron; ``beta`` may also be any float in ``(0, 1]``
 (snnTorch/SpikingJelly style) when the network will not be exported. A
@@ -24,12 +29,15 @@ from typing import NamedTuple, TypeVar
 
 import torch
 
-from spikeforge.qnet import Reset
+from spikeforge.qnet import RESET_RULES, SPIKING_RESETS, AtSpike, Reset
 
 from .surrogate import DEFAULT_SCALE, Surrogate, spike
 
 __all__ = [
+    "FLOAT_AT_SPIKE",
+    "FloatAtSpike",
     "LIFParams",
+    "LIFState",
     "RefractoryState",
     "ShiftLIFParams",
     "beta_from_shifts",
@@ -67,6 +75,77 @@ def beta_from_shifts(leak_shifts: Iterable[int]) -> float:
 
 
 @dataclass(frozen=True)
+class FloatAtSpike:
+    """One reset action (``qnet.AtSpike``) on float membranes.
+
+    Attributes
+    ----------
+    apply : callable
+        ``apply(u, s, theta)``: the membrane after the spikes ``s`` (detached) of the
+        membrane ``u`` (out of place).
+    fused : callable
+        ``fused(u, theta, flag, v)`` for the fused loop of :mod:`.kernels`: fills ``flag``
+        in place (the spikes, or ``1 - s`` when ``flag_is_keep``) and returns the
+        membrane after the reset (written into ``v`` or a view of ``u``).
+    flag_is_keep : bool
+        ``flag`` holds ``1 - s``, which is also ``d v / d u`` (zero reset); otherwise
+        ``d v / d u = 1``.
+    theta_in_v : bool
+        The membrane after the spike depends on ``theta`` as ``- theta * s``.
+    """
+
+    apply: Callable[[torch.Tensor, torch.Tensor, float | torch.Tensor], torch.Tensor]
+    fused: Callable[[torch.Tensor, float, torch.Tensor, torch.Tensor], torch.Tensor]
+    flag_is_keep: bool
+    theta_in_v: bool
+
+
+def _fused_zero(u, theta, flag, v):
+    torch.lt(u, theta, out=flag)
+    return torch.mul(u, flag, out=v)
+
+
+def _fused_subtract(u, theta, flag, v):
+    torch.ge(u, theta, out=flag)
+    return torch.add(u, flag, alpha=-theta, out=v)
+
+
+def _fused_keep(u, theta, flag, v):
+    torch.ge(u, theta, out=flag)
+    return u
+
+
+FLOAT_AT_SPIKE: dict[AtSpike, FloatAtSpike] = {
+    AtSpike.ZERO: FloatAtSpike(lambda u, s, theta: u * (1.0 - s), _fused_zero,
+                               flag_is_keep=True, theta_in_v=False),
+    AtSpike.SUBTRACT: FloatAtSpike(lambda u, s, theta: u - theta * s, _fused_subtract,
+                                   flag_is_keep=False, theta_in_v=True),
+    AtSpike.KEEP: FloatAtSpike(lambda u, s, theta: u, _fused_keep,
+                               flag_is_keep=False, theta_in_v=False),
+}
+"""The float side's one table: each reset action of ``qnet.RESET_RULES`` on float membranes."""
+
+
+class LIFState(NamedTuple):
+    """Step state of LIF neurons whose reset rule subtracts at the next update.
+
+    Attributes
+    ----------
+    v : torch.Tensor
+        Membrane, ``[B, n]``.
+    s : torch.Tensor
+        Spikes of the previous step (detached), same shape.
+    """
+
+    v: torch.Tensor
+    s: torch.Tensor
+
+
+def _reset_names() -> str:
+    return ", ".join(f"Reset.{r.name}" for r in SPIKING_RESETS)
+
+
+@dataclass(frozen=True)
 class LIFParams:
     """Parameters of a layer of LIF neurons.
 
@@ -78,7 +157,7 @@ class LIFParams:
         Firing threshold ``theta > 0``; a 0-d tensor (e.g. an ``nn.Parameter``)
         makes it learnable.
     reset : Reset
-        ``Reset.ZERO`` or ``Reset.SUBTRACT``.
+        A spiking mode (``qnet.SPIKING_RESETS``).
     surrogate : Surrogate
         Pseudo-derivative of the spike in the backward pass.
     scale : float
@@ -106,10 +185,10 @@ class LIFParams:
         if (isinstance(self.refractory, bool) or not isinstance(self.refractory, int)
                 or self.refractory < 0):
             raise ValueError(f"refractory must be an integer >= 0, not {self.refractory!r}")
-        if self.reset not in (Reset.ZERO, Reset.SUBTRACT):
-            raise ValueError(
-                f"a spiking layer needs Reset.ZERO or Reset.SUBTRACT, not {self.reset!r}"
-            )
+        if self.reset not in SPIKING_RESETS:
+            raise ValueError(f"a spiking layer needs one of {_reset_names()}, not {self.reset!r}")
+        if self.refractory and RESET_RULES[self.reset].subtract_next:
+            raise ValueError(f"a refractory period is not supported with {self.reset!r}")
         if not isinstance(self.surrogate, Surrogate):
             raise ValueError(f"surrogate must be a Surrogate, not {self.surrogate!r}")
         if self.scale is None:
@@ -118,8 +197,8 @@ class LIFParams:
             raise ValueError(f"scale must be positive, not {self.scale!r}")
 
 
-def lif_step(current: torch.Tensor, v: torch.Tensor,
-             params: LIFParams) -> tuple[torch.Tensor, torch.Tensor]:
+def lif_step(current: torch.Tensor, v: torch.Tensor | LIFState,
+             params: LIFParams) -> tuple[torch.Tensor, torch.Tensor | LIFState]:
     """One step of a layer of LIF neurons.
 
     ``v' = beta * v + I``; ``s = v' >= theta``; then ``v' = 0`` (zero) or
@@ -131,8 +210,9 @@ def lif_step(current: torch.Tensor, v: torch.Tensor,
     ----------
     current : torch.Tensor
         Input current ``I = W s_in + bias``, ``[B, n]``.
-    v : torch.Tensor
-        Membrane before the step, ``[B, n]``.
+    v : torch.Tensor or LIFState
+        Membrane before the step, ``[B, n]`` (with the previous spikes, for a reset
+        rule that subtracts at the next update; a bare tensor has none pending).
     params : LIFParams
         Layer parameters.
 
@@ -140,17 +220,27 @@ def lif_step(current: torch.Tensor, v: torch.Tensor,
     -------
     spikes : torch.Tensor
         0/1 ``[B, n]``.
-    v : torch.Tensor
-        Membrane after the reset, ``[B, n]``.
+    v : torch.Tensor or LIFState
+        Membrane after the reset, ``[B, n]`` (a :class:`LIFState` when the rule
+        subtracts at the next update).
     """
-    v = params.beta * v + current
-    s = spike(v - params.threshold, params.surrogate, params.scale)
+    return _lif_update(params.beta * _membrane(v) + current, v, params)
+
+
+def _membrane(state: torch.Tensor | LIFState) -> torch.Tensor:
+    return state.v if isinstance(state, LIFState) else state
+
+
+def _lif_update(u: torch.Tensor, state: torch.Tensor | LIFState, params: LIFParams | ShiftLIFParams
+                ) -> tuple[torch.Tensor, torch.Tensor | LIFState]:
+    """Compare and reset the leaked and driven membrane ``u`` by the rule of ``params.reset``."""
+    rule = RESET_RULES[params.reset]
+    if rule.subtract_next and isinstance(state, LIFState):
+        u = u - params.threshold * state.s
+    s = spike(u - params.threshold, params.surrogate, params.scale)
     sd = s.detach()
-    if params.reset is Reset.ZERO:
-        v = v * (1.0 - sd)
-    else:
-        v = v - params.threshold * sd
-    return s, v
+    v = FLOAT_AT_SPIKE[rule.at_spike].apply(u, sd, params.threshold)
+    return s, (LIFState(v, sd) if rule.subtract_next else v)
 
 
 def readout_step(current: torch.Tensor, v: torch.Tensor, beta: float) -> torch.Tensor:
@@ -213,7 +303,7 @@ class ShiftLIFParams:
     threshold : float
         Firing threshold.
     reset : Reset
-        ``Reset.ZERO`` or ``Reset.SUBTRACT``.
+        A spiking mode (``qnet.SPIKING_RESETS``).
     surrogate : Surrogate
         Pseudo-derivative of the spike.
     scale : float, optional
@@ -239,18 +329,11 @@ class ShiftLIFParams:
         return beta_from_shifts(self.leak_shifts)
 
 
-def shift_lif_step(current: torch.Tensor, v: torch.Tensor,
-                   params: ShiftLIFParams) -> tuple[torch.Tensor, torch.Tensor]:
+def shift_lif_step(current: torch.Tensor, v: torch.Tensor | LIFState,
+                   params: ShiftLIFParams) -> tuple[torch.Tensor, torch.Tensor | LIFState]:
     """:func:`lif_step` with the leak :func:`shift_leak`: bit-equal to the QNet
     reference (without saturation) on integer currents and thresholds."""
-    v = shift_leak(v, params.leak_shifts) + current
-    s = spike(v - params.threshold, params.surrogate, params.scale)
-    sd = s.detach()
-    if params.reset is Reset.ZERO:
-        v = v * (1.0 - sd)
-    else:
-        v = v - params.threshold * sd
-    return s, v
+    return _lif_update(shift_leak(_membrane(v), params.leak_shifts) + current, v, params)
 
 
 class RefractoryState(NamedTuple):

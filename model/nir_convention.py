@@ -29,13 +29,18 @@ import itertools
 
 import numpy as np
 
+from spikeforge.qnet import SPIKING_RESETS, Reset
+
 __all__ = [
     "DEFAULT_DT",
+    "NIR_RESET",
     "RESET_METADATA",
     "NIRError",
     "beta_from_tau",
     "leak_shifts_for",
     "nearest_leak",
+    "reset_from_metadata",
+    "reset_metadata",
     "tau_from_beta",
     "threshold_from_nir",
     "threshold_to_nir",
@@ -45,7 +50,30 @@ DEFAULT_DT = 1e-4
 """Step length assumed between NIR's continuous time and spikeforge's steps (snnTorch's)."""
 
 RESET_METADATA = "spikeforge_reset"
-"""Node metadata key that marks reset by subtraction, which NIR 1.0 cannot express."""
+"""Node metadata key that names a reset mode NIR 1.0 cannot express (its ``Reset`` value)."""
+
+NIR_RESET = Reset.ZERO
+"""The one reset NIR 1.0 neurons express (``v = v_reset = 0``); every other spiking mode
+travels as node metadata ``RESET_METADATA: <the mode's value>``."""
+
+
+def reset_metadata(reset: Reset) -> dict[str, str]:
+    """The node metadata that carries ``reset`` (empty for :data:`NIR_RESET`)."""
+    return {} if reset is NIR_RESET else {RESET_METADATA: reset.value}
+
+
+def reset_from_metadata(value: object) -> Reset | None:
+    """The spiking mode a node's :data:`RESET_METADATA` value names (``None``: absent,
+    :data:`NIR_RESET`); raises ``ValueError`` for a value that names no spiking mode."""
+    if isinstance(value, bytes):
+        value = value.decode(errors="replace")
+    if value is None:
+        return NIR_RESET
+    for mode in SPIKING_RESETS:
+        if value == mode.value:
+            return mode
+    known = ", ".join(repr(m.value) for m in SPIKING_RESETS)
+    raise ValueError(f"unknown metadata {RESET_METADATA}={value!r} (known: {known})")
 
 
 class NIRError(ValueError):

@@ -35,7 +35,6 @@ import torch
 from torch import nn
 
 from spikeforge.extras import require
-from spikeforge.qnet import Reset
 
 from .layers import (
     LIF,
@@ -51,7 +50,14 @@ from .layers import (
 from .mlp import LIFMLP
 from .network import SNN
 from .neurons import beta_from_shifts
-from .nir_convention import DEFAULT_DT, RESET_METADATA, NIRError, tau_from_beta, threshold_to_nir
+from .nir_convention import (
+    DEFAULT_DT,
+    RESET_METADATA,
+    NIRError,
+    reset_metadata,
+    tau_from_beta,
+    threshold_to_nir,
+)
 
 nir = require("nir", "nir", "NIR support")
 nirtorch = require("nirtorch", "nir", "NIR support")
@@ -129,13 +135,11 @@ def _lif_node(name: str, m: LIF, shape: tuple[int, ...], dt: float,
     if p.refractory:
         raise NIRError(name, "LIF", f"a refractory period ({p.refractory} steps) has no NIR "
                        "equivalent")
-    metadata = {}
-    if p.reset is Reset.SUBTRACT:
-        if not allow_subtract:
-            raise NIRError(name, "LIF", "reset by subtraction has no NIR equivalent (NIR "
-                           "neurons reset to v_reset); pass allow_subtract=True to write it as "
-                           f"node metadata {RESET_METADATA!r}, which only spikeforge reads")
-        metadata = {RESET_METADATA: "subtract"}
+    metadata = reset_metadata(p.reset)
+    if metadata and not allow_subtract:
+        raise NIRError(name, "LIF", f"reset {p.reset.value!r} has no NIR equivalent (NIR "
+                       "neurons reset to v_reset); pass allow_subtract=True to write it as "
+                       f"node metadata {RESET_METADATA!r}, which only spikeforge reads")
     theta = np.full(shape, threshold_to_nir(float(p.threshold)), dtype=np.float32)
     zeros = np.zeros(shape, dtype=np.float32)
     if p.beta == 1.0:

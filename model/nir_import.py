@@ -33,7 +33,14 @@ from spikeforge.qnet import QNet, Reset
 from .layers import LIF, Conv2d, Dense, DenseReadout, Flatten, Pool2d, PoolKind, SpikeCountReadout
 from .lowering import LoweringError, snn_to_qnet
 from .network import SNN
-from .nir_convention import DEFAULT_DT, RESET_METADATA, NIRError, beta_from_tau, threshold_from_nir
+from .nir_convention import (
+    DEFAULT_DT,
+    RESET_METADATA,
+    NIRError,
+    beta_from_tau,
+    reset_from_metadata,
+    threshold_from_nir,
+)
 
 nir = require("nir", "nir", "NIR support")
 
@@ -181,15 +188,13 @@ def _uniform(a: np.ndarray) -> bool:
 
 def _reset(name: str, node: nir.NIRNode, shape: tuple[int, ...]) -> Reset:
     v_reset = _param(name, node, "v_reset", shape)
-    subtract = node.metadata.get(RESET_METADATA) if node.metadata else None
-    if isinstance(subtract, bytes):
-        subtract = subtract.decode()
     if np.any(v_reset != 0.0):
         raise NIRError(name, _kind(node), "v_reset is not 0; spikeforge and QNet neurons reset "
                        "to zero (or by subtraction)")
-    if subtract not in (None, "subtract"):
-        raise NIRError(name, _kind(node), f"unknown metadata {RESET_METADATA}={subtract!r}")
-    return Reset.SUBTRACT if subtract == "subtract" else Reset.ZERO
+    try:
+        return reset_from_metadata(node.metadata.get(RESET_METADATA) if node.metadata else None)
+    except ValueError as e:
+        raise NIRError(name, _kind(node), str(e)) from None
 
 
 def _dynamics(name: str, node: nir.NIRNode, shape: tuple[int, ...],

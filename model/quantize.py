@@ -46,12 +46,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from spikeforge.qnet import InputSpec, QNet, Reset, bits_for_signed, signed_range
+from spikeforge.qnet import RESET_RULES, InputSpec, QNet, bits_for_signed, signed_range
 
 from .export import FloatDense, float_layers, quantize_dense, weight_scale
 from .mlp import LIFMLP
 from .network import SNN
-from .neurons import shift_leak
+from .neurons import FLOAT_AT_SPIKE, shift_leak
 from .surrogate import Surrogate, spike
 
 __all__ = [
@@ -267,10 +267,13 @@ class QuantSNN(nn.Module):
                 current = current + b
             lo, hi = (signed_range(layer.membrane_bits) if layer.membrane_bits is not None
                       else (None, None))
+            rule = RESET_RULES[layer.reset] if layer.fire else None
             v = current.new_zeros(current.shape[1:])
             out, lows, highs = [], [], []
             for t in range(current.shape[0]):
                 v = (shift_leak(v, layer.leak_shifts) if layer.leak_shifts else v) + current[t]
+                if rule is not None and rule.subtract_next and t > 0:
+                    v = v - th * out[-1].detach()  # subtract_next: the previous spikes
                 if lo is not None:
                     v = _ste(v, v.detach().clamp(lo, hi))
                 if record:
@@ -279,7 +282,7 @@ class QuantSNN(nn.Module):
                 if layer.fire:
                     o = spike((v - th) / s, layer.surrogate, layer.surrogate_scale)
                     od = o.detach()
-                    v = v - th * od if layer.reset is Reset.SUBTRACT else v * (1.0 - od)
+                    v = FLOAT_AT_SPIKE[rule.at_spike].apply(v, od, th)
                     out.append(o)
                 else:
                     out.append(v)

@@ -1,6 +1,7 @@
 """Random QNets and spike trains for checking the RTL against the reference.
 
-Cases deliberately reach the corners: both resets, no leak and several shifts,
+Cases deliberately reach the corners: every spiking reset mode of
+``qnet.RESET_RULES`` (a new mode is drawn without a change here), no leak and several shifts,
 per-neuron thresholds, biases, weights large enough to saturate the membrane
 at both ends, and empty and full spike trains.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from spikeforge.hw.layout import Group, HardwareLayout, LayerLayout
-from spikeforge.qnet import InputSpec, Layer, QNet, Reset, signed_range
+from spikeforge.qnet import SPIKING_RESETS, InputSpec, Layer, QNet, Reset, signed_range
 
 __all__ = ["random_layout", "random_qnet", "random_spikes"]
 
@@ -45,7 +46,9 @@ def _layer(rng: np.random.Generator, name: str, n_in: int, n_out: int, last: boo
     bias = rng.integers(max(vlo, -hi), min(vhi, hi) + 1, size=n_out) if rng.random() < 0.3 \
         else None
     fire = not (last and rng.random() < 0.6)
-    reset = Reset.NONE if not fire else (Reset.ZERO if rng.random() < 0.5 else Reset.SUBTRACT)
+    # one draw, uniform over the spiking modes in table order (how many there are does
+    # not change the stream)
+    reset = Reset.NONE if not fire else SPIKING_RESETS[int(rng.random() * len(SPIKING_RESETS))]
     return Layer(name=name, n_in=n_in, n_out=n_out, weight_bits=wb, weights=weights,
                  threshold=threshold, membrane_bits=vb, leak_shifts=shifts, reset=reset,
                  fire=fire, bias=bias)

@@ -37,7 +37,11 @@ __all__ = [
     "Layer",
     "LayerKind",
     "QNet",
+    "RESET_RULES",
     "Reset",
+    "ResetRule",
+    "SPIKING_RESETS",
+    "AtSpike",
     "check_name",
     "inspect_npz",
     "load_qnet",
@@ -77,9 +81,64 @@ class LayerKind(enum.Enum):
 
 
 class Reset(enum.Enum):
+    """How a neuron's membrane is reset; the semantics of each is its :data:`RESET_RULES` entry."""
+
     ZERO = "zero"
     SUBTRACT = "subtract"
     NONE = "none"
+
+
+class AtSpike(enum.Enum):
+    """What a spike does to the membrane in the step that fires (SPEC.md §2)."""
+
+    ZERO = "zero"  # v = 0
+    SUBTRACT = "subtract"  # v = v - theta
+    KEEP = "keep"  # v unchanged
+
+
+@dataclass(frozen=True)
+class ResetRule:
+    """The integer semantics of one reset mode, which every side implements generically.
+
+    Attributes
+    ----------
+    at_spike : AtSpike
+        What happens to ``v`` in the step that fires.
+    subtract_next : bool
+        ``theta * s_prev`` is subtracted (inside the saturation) at the next update,
+        ``s_prev`` being the neuron's spike of the previous step (0 at the start of
+        a sample): the neuron keeps one state bit besides its membrane.
+    spiking : bool
+        A spiking layer (``fire: true``) may use it; otherwise it is a readout's.
+    """
+
+    at_spike: AtSpike
+    subtract_next: bool = False
+    spiking: bool = True
+
+    @property
+    def state_bits(self) -> int:
+        """State bits per neuron besides the membrane (the previous spike)."""
+        return int(self.subtract_next)
+
+
+RESET_RULES: dict[Reset, ResetRule] = {
+    Reset.ZERO: ResetRule(AtSpike.ZERO),
+    Reset.SUBTRACT: ResetRule(AtSpike.SUBTRACT),
+    Reset.NONE: ResetRule(AtSpike.KEEP, spiking=False),
+}
+"""The one table of reset semantics: a new reset mode is a :class:`Reset` value and an entry."""
+
+if set(RESET_RULES) != set(Reset):  # pragma: no cover - a mode without its rule
+    raise RuntimeError(f"no RESET_RULES entry for {set(Reset) - set(RESET_RULES)}")
+
+SPIKING_RESETS: tuple[Reset, ...] = tuple(r for r, rule in RESET_RULES.items() if rule.spiking)
+"""The modes a spiking layer may use, in table order."""
+
+
+def _names(modes) -> str:
+    names = [f"'{m.value}'" for m in modes]
+    return " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
 
 
 class InputEncoding(enum.Enum):
@@ -169,10 +228,12 @@ class Layer:
             raise err("reset", f"must be a Reset, not {self.reset!r}")
         if not isinstance(self.fire, bool):
             raise err("fire", f"must be true or false, not {self.fire!r}")
-        if self.fire and self.reset is Reset.NONE:
-            raise err("reset", "a spiking layer (fire: true) needs reset 'zero' or 'subtract'")
-        if not self.fire and self.reset is not Reset.NONE:
-            raise err("reset", "a readout layer (fire: false) must have reset 'none'")
+        if self.fire != RESET_RULES[self.reset].spiking:
+            if self.fire:
+                raise err("reset", f"a spiking layer (fire: true) needs reset "
+                                   f"{_names(SPIKING_RESETS)}")
+            readout = [r for r, rule in RESET_RULES.items() if not rule.spiking]
+            raise err("reset", f"a readout layer (fire: false) must have reset {_names(readout)}")
 
         shifts = tuple(self.leak_shifts)
         if any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in shifts):

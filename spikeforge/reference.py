@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spikeforge.qnet import Layer, QNet, Reset
+from spikeforge.qnet import RESET_RULES, AtSpike, Layer, QNet
 
 __all__ = ["COUNTERS", "RefResult", "layer_step", "predict", "simulate"]
 
@@ -33,28 +33,41 @@ class RefResult:
     predictions: np.ndarray
 
 
-def layer_step(layer: Layer, v: np.ndarray, s_in: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+# What a spike does to the membrane at once, per action of the reset rules (qnet.RESET_RULES).
+AT_SPIKE = {
+    AtSpike.ZERO: lambda v, theta: np.zeros_like(v),
+    AtSpike.SUBTRACT: lambda v, theta: v - theta,
+    AtSpike.KEEP: lambda v, theta: v,
+}
+
+
+def layer_step(layer: Layer, v: np.ndarray, s_in: np.ndarray,
+               s_prev: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One time step of one layer for a batch.
 
     ``v`` is int64 ``[N, n_out]`` and ``s_in`` is ``[N, n_in]`` of 0/1; returns the new
     membrane and the output spikes (uint8; all zero for a readout layer)::
 
-        I = W @ s_in ; v = sat(v - sum(v >> k) + I + bias) ; s = v >= theta ; reset
+        I = W @ s_in ; v = sat(v - sum(v >> k) + I + bias [- theta * s_prev]) ;
+        s = v >= theta ; reset
+
+    ``s_prev`` is the layer's own spikes of the previous step (``None``: none, as at
+    the start of a sample); only a reset rule with ``subtract_next`` reads it.
     """
+    rule = RESET_RULES[layer.reset]
     current = s_in.astype(np.int64) @ layer.weights.T
     leaked = v.copy()
     for k in layer.leak_shifts:
         leaked -= v >> k
     lo, hi = layer.membrane_range
-    v = np.clip(leaked + current + layer.biases, lo, hi)
+    total = leaked + current + layer.biases
+    if rule.subtract_next and s_prev is not None:
+        total = total - layer.thresholds * s_prev.astype(np.int64)
+    v = np.clip(total, lo, hi)
     if not layer.fire:
         return v, np.zeros(v.shape, dtype=np.uint8)
-    theta = layer.thresholds
-    spikes = v >= theta
-    if layer.reset is Reset.ZERO:
-        v = np.where(spikes, 0, v)
-    elif layer.reset is Reset.SUBTRACT:
-        v = np.where(spikes, v - theta, v)
+    spikes = v >= layer.thresholds
+    v = np.where(spikes, AT_SPIKE[rule.at_spike](v, layer.thresholds), v)
     return v, spikes.astype(np.uint8)
 
 
@@ -76,6 +89,7 @@ def simulate(net: QNet, spikes_in: np.ndarray,
         raise ValueError("input spikes must be 0 or 1")
     n, t_steps, _ = x.shape
     v = {l.name: np.zeros((n, l.n_out), dtype=np.int64) for l in net.layers}
+    prev: dict[str, np.ndarray | None] = {l.name: None for l in net.layers}  # last spikes
     out = {l.name: np.zeros((n, t_steps, l.n_out), dtype=np.uint8) for l in net.layers if l.fire}
     syn = {l.name: np.zeros(n, dtype=np.int64) for l in net.layers}
     reads = {l.name: np.zeros(n, dtype=np.int64) for l in net.layers}
@@ -90,7 +104,8 @@ def simulate(net: QNet, spikes_in: np.ndarray,
                 r, a = visits[layer.name]
                 reads[layer.name] += s.astype(np.int64) @ r
                 syn[layer.name] += s.astype(np.int64) @ a
-            v[layer.name], s = layer_step(layer, v[layer.name], s)
+            v[layer.name], s = layer_step(layer, v[layer.name], s, prev[layer.name])
+            prev[layer.name] = s
             if layer.fire:
                 out[layer.name][:, t, :] = s
     counters = {}

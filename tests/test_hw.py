@@ -11,7 +11,7 @@ from amaranth.hdl import Value
 from amaranth.sim import Simulator
 
 from spikeforge.hw import Crossbar, LayerParams, NetworkParams, NeuronLane, to_verilog
-from spikeforge.qnet import InputSpec, Layer, QNet, Reset, signed_range
+from spikeforge.qnet import SPIKING_RESETS, InputSpec, Layer, QNet, Reset, signed_range
 from spikeforge.reference import layer_step, simulate
 from spikeforge.sim.amaranth_sim import run_amaranth
 from spikeforge.sim.fuzz import random_layout, random_qnet, random_spikes
@@ -27,10 +27,10 @@ def _single_neuron_layer(shifts, reset, fire, vb=8, wb=4, n_in=3):
 
 
 @pytest.mark.parametrize("shifts", [(), (1,), (3, 4), (2, 5, 6)])
-@pytest.mark.parametrize("mode", ["zero", "subtract", "readout"])
+@pytest.mark.parametrize("mode", [*(r.value for r in SPIKING_RESETS), "readout"])
 def test_neuron_lane_matches_reference(shifts, mode):
     fire = mode != "readout"
-    layer = _single_neuron_layer(shifts, Reset.ZERO if mode == "zero" else Reset.SUBTRACT, fire)
+    layer = _single_neuron_layer(shifts, Reset(mode) if fire else Reset.NONE, fire)
     p = LayerParams(layer, timesteps=1)
     lane = NeuronLane(p)
     rng = np.random.default_rng(len(shifts) * 7 + len(mode))
@@ -43,9 +43,13 @@ def test_neuron_lane_matches_reference(shifts, mode):
                int(rng.integers(vlo, vhi + 1)), int(rng.integers(1, vhi + 1)))
               for _ in range(150)]
     got = []
+    state = p.reset_rule.subtract_next  # the lane reads the previous spike
+    prevs = [int(rng.integers(0, 2)) if state else 0 for _ in cases]
 
     async def bench(ctx):
-        for v, cur, bias, theta in cases:
+        for (v, cur, bias, theta), prev in zip(cases, prevs):
+            if state:
+                ctx.set(lane.s_prev, prev)
             ctx.set(lane.v, v)
             ctx.set(lane.current, cur)
             ctx.set(lane.bias, bias)
@@ -55,13 +59,14 @@ def test_neuron_lane_matches_reference(shifts, mode):
     sim = Simulator(lane)
     sim.add_testbench(bench)
     sim.run()
-    for (v, cur, bias, theta), (v_next, spike) in zip(cases, got):
+    for (v, cur, bias, theta), prev, (v_next, spike) in zip(cases, prevs, got):
         ref_layer = Layer(name="x", n_in=1, n_out=1, weight_bits=p.acc_bits + 1 if
                           p.acc_bits + 1 <= 16 else 16, weights=np.array([[cur]]),
                           threshold=theta, membrane_bits=p.membrane_bits, leak_shifts=shifts,
                           reset=layer.reset, fire=fire, bias=np.array([bias]))
-        v_ref, s_ref = layer_step(ref_layer, np.array([[v]]), np.array([[1]]))
-        assert (v_next, spike) == (int(v_ref[0, 0]), int(s_ref[0, 0])), (v, cur, bias, theta)
+        v_ref, s_ref = layer_step(ref_layer, np.array([[v]]), np.array([[1]]), np.array([[prev]]))
+        assert (v_next, spike) == (int(v_ref[0, 0]), int(s_ref[0, 0])), (v, cur, bias, theta,
+                                                                          prev)
 
 
 def test_crossbar_accumulates_weight_rows():
@@ -130,7 +135,8 @@ def test_network_random_qnets(seed):
 
 def test_fuzz_reaches_the_corners():
     """The random cases must actually saturate, spike, reset both ways and stay silent."""
-    seen = {"sat_hi": 0, "sat_lo": 0, "zero": 0, "subtract": 0, "spike": 0, "silent": 0}
+    seen = {"sat_hi": 0, "sat_lo": 0, **{r.value: 0 for r in SPIKING_RESETS}, "spike": 0,
+            "silent": 0}
     for seed in range(N_FUZZ):
         net = random_qnet(seed)
         x = random_spikes(seed, net, 3)

@@ -104,7 +104,7 @@ def test_round_trip_lifmlp_spike_count_and_average_pool() -> None:
 
 def test_subtract_reset_only_as_metadata() -> None:
     model = _conv_snn(Reset.SUBTRACT)
-    with pytest.raises(NIRError, match=r"'lif1' \(LIF\): reset by subtraction has no NIR"):
+    with pytest.raises(NIRError, match=r"'lif1' \(LIF\): reset 'subtract' has no NIR"):
         to_nir(model, (1, 8, 8))
     graph = to_nir(model, (1, 8, 8), allow_subtract=True)
     back = from_nir(graph)
