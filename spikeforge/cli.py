@@ -127,6 +127,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as e:
         print("spikeforge: interrupted", file=sys.stderr)
         return signals.exit_status(e)
+    except OSError as e:
+        if e.filename is None:
+            raise
+        # a path the system refuses (too long, a loop, no permission) or a full disk
+        name = short(str(e.filename), 120)
+        print(f"spikeforge: error: {name}: {e.strerror or e.__class__.__name__}",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _one_line(text: str) -> str:

@@ -77,6 +77,16 @@ def check_out(out: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[st
     ``inputs`` are the files and folders the command reads; ``out`` may not be,
     contain or lie inside any of them.
     """
+    try:
+        return _check_out(out, inputs, option)
+    except OSError as e:  # a name too long, a loop, a folder that cannot be listed
+        name = str(out)
+        name = name if len(name) <= 60 else name[:59] + "…"
+        raise SpikeforgeError(f"{option} {name}: {e.strerror or e.__class__.__name__}"
+                              ) from None
+
+
+def _check_out(out, inputs, option: str) -> Path:
     raw = Path(out)
     try:
         path = raw.resolve()

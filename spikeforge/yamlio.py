@@ -166,6 +166,32 @@ def _expanded_nodes(root: Node, memo: dict[int, int] | None = None) -> int:
     return memo.get(id(root), 1)
 
 
+_MAX_INT_DIGITS = 4000  # Python refuses int() of more than 4300 digits
+
+
+def _long_integer(root: Node) -> str | None:
+    """The path of an integer scalar too long to convert, or None (each node seen once)."""
+    seen: set[int] = set()
+    stack: list[tuple[Node, str]] = [(root, "")]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, ScalarNode):
+            if node.tag == "tag:yaml.org,2002:int" and len(node.value) > _MAX_INT_DIGITS:
+                return path
+        elif isinstance(node, SequenceNode):
+            stack.extend((v, f"{path}.{i}" if path else str(i))
+                         for i, v in enumerate(node.value))
+        elif isinstance(node, MappingNode):
+            for k, v in node.value:
+                key = str(k.value) if isinstance(k, ScalarNode) else "?"
+                stack.append((k, path))
+                stack.append((v, f"{path}.{key}" if path else key))
+    return None
+
+
 def _heaviest_path(node: Node, memo: dict[int, int]) -> str:
     """``a.b.0``: the deepest place whose expansion alone passes the cap."""
     path: list[str] = []
@@ -201,6 +227,10 @@ def parse_yaml(text: str, where: str) -> Any:
         if node is None:
             return None
         memo: dict[int, int] = {}
+        long_int = _long_integer(node)
+        if long_int is not None:
+            raise ConfigError(where, long_int or "-", "an integer of more than "
+                                                      f"{_MAX_INT_DIGITS} digits")
         if _expanded_nodes(node, memo) > MAX_NODES:
             field = _heaviest_path(node, memo)
             raise ConfigError(where, field or "-",
@@ -215,6 +245,11 @@ def parse_yaml(text: str, where: str) -> Any:
         raise ConfigError(where, "-", f"is not valid YAML{at}") from None
     except RecursionError:
         raise ConfigError(where, "-", f"nesting deeper than {MAX_DEPTH} levels") from None
+    except ConfigError:
+        raise
+    except ValueError as e:  # an integer of more than 4300 digits, a bad base-60 number
+        raise ConfigError(where, "-", f"holds a value YAML cannot convert "
+                                      f"({short(str(e), 60)})") from None
     finally:
         loader.dispose()
 
@@ -222,10 +257,10 @@ def parse_yaml(text: str, where: str) -> Any:
 def read_yaml(path: str | os.PathLike[str]) -> Any:
     """The parsed YAML document at ``path``; one-line :class:`ConfigError` when it can't be."""
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(str(p), "-", "file does not exist" if not p.exists()
-                          else "is not a regular file")
     try:
+        if not p.is_file():
+            raise ConfigError(str(p), "-", "file does not exist" if not p.exists()
+                              else "is not a regular file")
         size = p.stat().st_size
         if size > MAX_BYTES:
             raise ConfigError(str(p), "-", f"is {size:,} bytes; YAML inputs are limited to "
