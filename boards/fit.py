@@ -1,8 +1,9 @@
 """Will it fit? Block RAM, LUT and I/O estimates of the on-board top, before any tool runs.
 
-Every memory of the generated design is listed with its depth and word width
-(from :class:`~spikeforge.hw.params.NetworkParams` and the layout, the same
-figures the generator uses). A memory becomes block RAM when it is deep
+Every memory of the generated design is listed with its depth and word width:
+the layout's memory records (:meth:`~spikeforge.hw.layout.HardwareLayout.memories`,
+the figures the generator builds and ``hw.json`` reports) and the board's input
+buffer. A memory becomes block RAM when it is deep
 enough to be worth one (:data:`BRAM_MIN_DEPTH` words); it then takes, for the
 block shape that needs fewest, ``ceil(depth / d) * ceil(width / w)`` blocks: a
 784-deep, 1024-bit-wide weight memory is 57 ECP5 DP16KD (1024 x 18) or 256
@@ -22,11 +23,12 @@ from dataclasses import dataclass
 
 from spikeforge.boards.protocol import LinkFormat
 from spikeforge.boards.target import BramGeometry, Target
+from spikeforge.contracts import COUNTERS, Memory
 from spikeforge.errors import SpikeforgeError
 from spikeforge.hw.params import NetworkParams
 
 __all__ = ["BRAM_MIN_DEPTH", "FitError", "FitReport", "MemoryUse", "bram_blocks", "check_fit",
-           "estimate"]
+           "estimate", "memories"]
 
 #: Memories shallower than this are built from flip-flops, not block RAM.
 BRAM_MIN_DEPTH = 16
@@ -46,10 +48,11 @@ class MemoryUse:
     depth: int
     width: int
     blocks: int  # block RAMs (0: built from flip-flops)
+    count: int = 1  # identical memories
 
     @property
     def bits(self) -> int:
-        return self.depth * self.width
+        return self.depth * self.width * self.count
 
 
 def bram_blocks(depth: int, width: int, geometry: BramGeometry) -> int:
@@ -57,22 +60,11 @@ def bram_blocks(depth: int, width: int, geometry: BramGeometry) -> int:
     return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in geometry.shapes)
 
 
-def _memories(params: NetworkParams, link: LinkFormat) -> list[tuple[str, int, int]]:
-    """Every memory as (name, depth, width), as the generator sizes it."""
-    out = []
-    for p, lay in zip(params.layers, params.layout.layers):
-        out.append((f"{p.name}.line_table", max(2, p.n_in), lay.line_word_bits))
-        for gi, g in enumerate(lay.groups):
-            for ci, chunk in enumerate(g.chunks):
-                if chunk:
-                    out.append((f"{p.name}.g{gi}c{ci}.weights", len(chunk),
-                                g.size * p.weight_bits))
-            out.append((f"{p.name}.g{gi}.membranes", max(2, math.ceil(g.size / lay.lanes)),
-                        lay.lanes * p.membrane_bits))
-    if params.encoder:
-        out.append(("encoder.pixels", params.qnet.n_in, 8))
-    out.append(("board.input_buffer", link.buffer_depth, link.payload_bits))
-    return out
+def memories(params: NetworkParams, link: LinkFormat) -> tuple[Memory, ...]:
+    """Every memory of the on-board top: the network's (its layout's records) and the
+    input buffer."""
+    return (*params.layout.memories(params.qnet, encoder=params.encoder),
+            Memory("board.input_buffer", "input_buffer", link.payload_bits, link.buffer_depth))
 
 
 def _lut_estimate(params: NetworkParams, link: LinkFormat) -> tuple[int, int]:
@@ -88,8 +80,8 @@ def _lut_estimate(params: NetworkParams, link: LinkFormat) -> tuple[int, int]:
         mux = (lay.batches - 1) * (p.acc_bits * per_group_chunks + p.membrane_bits)
         luts += len(lay.groups) * lay.lanes * (lane + mux)
         luts += p.n_out * (p.out_index_bits + 1)  # pending bits and the emitter's chain
-        ffs += p.n_out + 4 * p.counter_bits
-        luts += 4 * p.counter_bits
+        ffs += p.n_out + len(COUNTERS) * p.counter_bits
+        luts += len(COUNTERS) * p.counter_bits
         luts += chunks * 8 + lay.line_word_bits
         if not p.fire:  # the readout's membrane copy and the argmax chain
             ffs += p.n_out * p.membrane_bits
@@ -128,11 +120,12 @@ def estimate(params: NetworkParams, link: LinkFormat, target: Target) -> FitRepo
     part = target.part
     mems = []
     ff_mem = 0
-    for name, depth, width in _memories(params, link):
-        blocks = bram_blocks(depth, width, part.bram) if depth >= BRAM_MIN_DEPTH else 0
+    for mem in memories(params, link):
+        blocks = (mem.count * bram_blocks(mem.depth, mem.width, part.bram)
+                  if mem.depth >= BRAM_MIN_DEPTH else 0)
         if not blocks:
-            ff_mem += depth * width
-        mems.append(MemoryUse(name, depth, width, blocks))
+            ff_mem += mem.bits
+        mems.append(MemoryUse(mem.name, mem.depth, mem.width, blocks, mem.count))
     luts, ffs = _lut_estimate(params, link)
     ffs += ff_mem
     luts += ff_mem // 2  # write enables and read multiplexers of flip-flop memories

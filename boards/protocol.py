@@ -9,9 +9,10 @@ Host to board, per sample (all integers little-endian)::
 
     'C'                      start a sample
     seed (4 bytes)           encoder builds only: the rate encoder's seed
-    input                    spikes: 2-byte event words (bit 0 kind: 0 spike, 1 step end;
-                             bits above: axon index), each step's spikes then its
-                             STEP_END, T steps; encoder builds: n_in 8-bit pixels
+    input                    spikes: 2-byte event words (the event payload of
+                             spikeforge.contracts: kind, axon index), each step's
+                             spikes then its STEP_END, T steps; encoder builds:
+                             n_in 8-bit pixels
 
 The board stores the whole input in its buffer, clears the network, feeds the
 buffer back to back (so ``cycles`` is the compute latency the cycle model
@@ -23,8 +24,9 @@ predicts, not the UART's), waits for ``done`` and answers with one frame::
                              bit 2: more input words than the buffer holds
     prediction (2 bytes)     argmax class (ties to the lowest index)
     cycles (cycle_bytes)     clock cycles from the first input event to the last output
-    counters                 per layer: synaptic_events, neuron_updates, weight_reads,
-                             spikes_out, counter_bytes each
+    counters                 per layer: every counter of spikeforge.contracts.COUNTERS
+                             (synaptic_events, neuron_updates, weight_reads,
+                             spikes_out), counter_bytes each
 
 Bytes other than ``'C'`` between samples are ignored.
 """
@@ -35,19 +37,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from spikeforge.contracts import (
+    COUNTERS,
+    EventKind,
+    event_bits,
+    sample_events,
+    unpack_events,
+)
 from spikeforge.errors import SpikeforgeError
 from spikeforge.hw.params import NetworkParams
 
-__all__ = ["COMMAND_START", "COUNTER_NAMES", "MAGIC", "BoardResult", "LinkFormat",
-           "STATUS_FRAMING", "STATUS_OVERFLOW", "STATUS_OVERRUN"]
+__all__ = ["COMMAND_START", "MAGIC", "BoardResult", "LinkFormat", "STATUS_FRAMING",
+           "STATUS_OVERFLOW", "STATUS_OVERRUN"]
 
 COMMAND_START = ord("C")
 MAGIC = 0xA5
 STATUS_OVERRUN = 1
 STATUS_FRAMING = 2
 STATUS_OVERFLOW = 4
-# the order of SPEC §5's counters in the hardware's counter struct (hw/layer.py)
-COUNTER_NAMES = ("synaptic_events", "neuron_updates", "weight_reads", "spikes_out")
 
 
 def _bytes_for(bits: int) -> int:
@@ -98,7 +105,7 @@ class LinkFormat:
     @property
     def payload_bits(self) -> int:
         """Bits of one input word: an event (kind + index) or an 8-bit pixel."""
-        return 8 if self.encoder else 1 + self.params.layers[0].in_index_bits
+        return 8 if self.encoder else event_bits(self.params.layers[0].in_index_bits)
 
     @property
     def word_bytes(self) -> int:
@@ -115,7 +122,7 @@ class LinkFormat:
         """The result frame, in order: (name, bytes). Counters are ``layer.counter``."""
         out = [("magic", 1), ("status", 1), ("prediction", 2), ("cycles", self.cycle_bytes)]
         for k, p in enumerate(self.params.layers):
-            out += [(f"{p.name}.{c}", self.counter_bytes(k)) for c in COUNTER_NAMES]
+            out += [(f"{p.name}.{c}", self.counter_bytes(k)) for c in COUNTERS]
         return out
 
     @property
@@ -132,14 +139,30 @@ class LinkFormat:
         if x.shape != (q.timesteps, q.n_in):
             raise SpikeforgeError(f"a sample must be [{q.timesteps}, {q.n_in}] spikes, "
                                   f"not {list(x.shape)}")
-        words: list[int] = []
-        for row in x:
-            words.extend(int(i) << 1 for i in np.flatnonzero(row))
-            words.append(1)  # STEP_END
+        words = sample_events(x)
         if len(words) > self.buffer_depth:
             raise SpikeforgeError(f"a sample of {len(words)} events does not fit the board's "
                                   f"buffer of {self.buffer_depth}")
         return bytes([COMMAND_START]) + np.asarray(words, dtype="<u2").tobytes()
+
+    def decode_spikes(self, data: bytes) -> np.ndarray:
+        """The spikes ``[T, n_in]`` (uint8) of one sample's bytes (:meth:`encode_spikes`)."""
+        q = self.params.qnet
+        if self.encoder or not data or data[0] != COMMAND_START or len(data) % 2 != 1:
+            raise SpikeforgeError("not the bytes of one sample of spikes")
+        kinds, indices = unpack_events(np.frombuffer(data[1:], dtype="<u2"))
+        out = np.zeros((q.timesteps, q.n_in), dtype=np.uint8)
+        t = 0
+        for kind, index in zip(kinds.tolist(), indices.tolist()):
+            if t >= q.timesteps or (kind == EventKind.SPIKE and index >= q.n_in):
+                raise SpikeforgeError(f"event ({kind}, {index}) outside the sample")
+            if kind == EventKind.STEP_END:
+                t += 1
+            else:
+                out[t, index] = 1
+        if t != q.timesteps:
+            raise SpikeforgeError(f"{t} steps, not {q.timesteps}")
+        return out
 
     def encode_pixels(self, pixels: np.ndarray, seed: int) -> bytes:
         """The bytes of one sample of 8-bit pixels ``[n_in]`` and its encoder seed."""
@@ -164,7 +187,7 @@ class LinkFormat:
         if values["magic"] != MAGIC:
             raise SpikeforgeError(f"result frame starts with {values['magic']:#04x}, "
                                   f"not {MAGIC:#04x}")
-        counters = {p.name: {c: values[f"{p.name}.{c}"] for c in COUNTER_NAMES}
+        counters = {p.name: {c: values[f"{p.name}.{c}"] for c in COUNTERS}
                     for p in self.params.layers}
         return BoardResult(status=values["status"], prediction=values["prediction"],
                            cycles=values["cycles"], counters=counters)

@@ -20,7 +20,6 @@ from amaranth.lib.wiring import In, Out
 
 from spikeforge.boards.protocol import (
     COMMAND_START,
-    COUNTER_NAMES,
     MAGIC,
     STATUS_FRAMING,
     STATUS_OVERFLOW,
@@ -28,7 +27,8 @@ from spikeforge.boards.protocol import (
     LinkFormat,
 )
 from spikeforge.boards.uart import UARTRx, UARTTx
-from spikeforge.hw.events import EventKind
+from spikeforge.contracts import COUNTERS
+from spikeforge.hw.events import EventKind, event_layout
 from spikeforge.hw.layout import HardwareLayout
 from spikeforge.hw.params import NetworkParams
 from spikeforge.hw.top import Network
@@ -130,8 +130,10 @@ class BoardCore(wiring.Component):
         frame = Signal(frame_layout(link))
         shreg = Signal(len(frame.as_value()))
         left = Signal(range(link.frame_bytes + 1))
-        m.d.comb += [wr.addr.eq(count), wr.data.eq(Cat(low, urx.o.payload)[:wb] if not enc
-                                                   else urx.o.payload),
+        # a 2-byte event word: its low byte arrived last time, its high byte now
+        word = Cat(low, urx.o.payload)[:wb]
+        event = None if enc else data.View(event_layout(params.layers[0].in_index_bits), word)
+        m.d.comb += [wr.addr.eq(count), wr.data.eq(urx.o.payload if enc else word),
                      rd.en.eq(0), utx.i.payload.eq(shreg[:8])]
         if enc:
             m.d.comb += net.seed.eq(seed)
@@ -167,7 +169,7 @@ class BoardCore(wiring.Component):
                         with m.If(half & (count == depth)):  # the host checks the depth first
                             m.d.sync += status.eq(status | STATUS_OVERFLOW)
                         with m.If(half):
-                            with m.If(low[0] == EventKind.STEP_END.value):
+                            with m.If(event.kind == EventKind.STEP_END):
                                 m.d.sync += steps.eq(steps + 1)
                                 with m.If(steps == params.timesteps - 1):
                                     m.next = "CLEAR"
@@ -195,7 +197,7 @@ class BoardCore(wiring.Component):
                                  frame.cycles.eq(net.cycles)]
                     for p in params.layers:
                         counters = getattr(net, p.name).counters
-                        for c in COUNTER_NAMES:
+                        for c in COUNTERS:
                             m.d.comb += frame[f"{p.name}.{c}"].eq(getattr(counters, c))
                     m.d.sync += [shreg.eq(frame.as_value()), left.eq(link.frame_bytes),
                                  status.eq(0)]

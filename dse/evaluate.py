@@ -32,7 +32,7 @@ from spikeforge.staging import file_mode
 
 from .metrics import METRICS, Stage
 
-__all__ = ["evaluate_point", "load_data"]
+__all__ = ["evaluate_point", "layout_counters", "load_data"]
 
 N_CLASSES = 10
 
@@ -138,9 +138,31 @@ class _Stop(Exception):
         self.status = status
 
 
-def _memory_bits(s: dict[str, Any], n_in: int) -> int:
+def _dense_weight_bits(s: dict[str, Any], n_in: int) -> int:
+    """Weights of the dense network, from the settings alone (``sum n_in * n_out * wb``)."""
     sizes = [n_in, *s["hidden"], N_CLASSES]
     return sum(a * b for a, b in zip(sizes[:-1], sizes[1:])) * s["weight_bits"]
+
+
+def layout_counters(qnet, spikes: np.ndarray, ref, layout) -> dict[str, dict[str, np.ndarray]]:
+    """The reference's counters for the hardware of ``layout``, from a run on any layout.
+
+    Spikes do not depend on the layout; weight reads and synaptic events are sums
+    over the input lines' spikes of what one spike on each line visits
+    (:meth:`~spikeforge.hw.layout.HardwareLayout.visits`), exactly as
+    :func:`spikeforge.reference.simulate` counts them with those visits.
+    """
+    visits = layout.visits()
+    x = np.asarray(spikes)
+    out = {}
+    for layer in qnet.layers:
+        per_line = x.sum(axis=1, dtype=np.int64)  # [N, n_in]: spikes per input line
+        reads, syn = visits[layer.name]
+        out[layer.name] = {**ref.counters[layer.name], "weight_reads": per_line @ reads,
+                           "synaptic_events": per_line @ syn}
+        x = (ref.spikes[layer.name] if layer.fire
+             else np.zeros((len(x), x.shape[1], layer.n_out), dtype=np.uint8))
+    return out
 
 
 def _n_in(dataset: str) -> int:
@@ -173,7 +195,8 @@ class _Point:
 
     def run(self, trained) -> None:
         s = self.s
-        self._timed("static", lambda: self.put(memory_bits=_memory_bits(s, _n_in(s["dataset"]))))
+        self._timed("static", lambda: self.put(
+            dense_weight_bits=_dense_weight_bits(s, _n_in(s["dataset"]))))
         if self.last < Stage.TRAIN:
             return
         model, facc, train_s = trained()
@@ -185,6 +208,8 @@ class _Point:
         if self.last >= Stage.MAPPING and any(METRICS[m].stage == Stage.MAPPING
                                               for m in self.metrics):
             self._timed("mapping", lambda: self._mapping(qnet))
+        # memory and energy of the hardware this point builds: known once its layout is
+        self._timed("hardware", lambda: self._hardware(qnet, ref))
         if self.last >= Stage.RTL:
             self._timed("rtl", lambda: self._rtl(qnet))
 
@@ -196,7 +221,6 @@ class _Point:
             self.seconds[name] = round(time.perf_counter() - t0, 3)
 
     def _reference(self, model):
-        from spikeforge.energy import energy_report
         from spikeforge.model import to_qnet
         from spikeforge.reference import simulate
 
@@ -208,14 +232,24 @@ class _Point:
         except ValueError as e:
             raise _Stop("infeasible", f"quantize: {e}") from None
         ref = simulate(qnet, s_te)
-        energy = energy_report(qnet, ref.counters, source="reference simulator")
         hidden = sum(float(np.mean(ref.counters[l.name]["spikes_out"]))
                      for l in qnet.layers if l.fire)
-        self.put(accuracy=float(np.mean(ref.predictions == y_te)), energy_panda_pj=energy["snn_pj"],
-                 energy_hw_pj=energy["hardware_pj"],
-                 ee=energy["ee"] if math.isfinite(energy["ee"]) else 0.0,
-                 spikes_per_sample=hidden)
+        self.put(accuracy=float(np.mean(ref.predictions == y_te)), spikes_per_sample=hidden)
         return qnet, ref
+
+    def _hardware(self, qnet, ref) -> None:
+        """``memory_bits`` (``hw.json``'s) and energy of the layout the point builds: the
+        mapping's when the mapping stage ran, else one tile per layer."""
+        from spikeforge.energy import energy_report
+        from spikeforge.hw.layout import HardwareLayout
+
+        layout = self.layout if self.layout is not None else HardwareLayout.default(qnet)
+        _, _, s_te, _ = _spikes(self.s)
+        counters = layout_counters(qnet, s_te, ref, layout)
+        energy = energy_report(qnet, counters, source="reference simulator", layout=layout)
+        self.put(memory_bits=layout.memory_bits(qnet), energy_panda_pj=energy["snn_pj"],
+                 energy_hw_pj=energy["hardware_pj"],
+                 ee=energy["ee"] if math.isfinite(energy["ee"]) else 0.0)
 
     def _mapping(self, qnet) -> None:
         from spikeforge.mapping import (

@@ -4,9 +4,11 @@ the tools to compute it are installed.
 Stages run in cost order, so a point that fails a constraint on a cheap metric
 never pays for the expensive ones::
 
-    static     from the settings alone (weight memory), no training
+    static     from the settings alone (dense weight bits), no training
     train      surrogate-gradient training of the float network
-    reference  quantize to a QNet and run the bit-exact reference on the test images
+    reference  quantize to a QNet and run the bit-exact reference on the test images;
+               memory and energy of the hardware the point builds (the mapping's
+               layout when the mapping stage runs, else one tile per layer)
     mapping    partition and place the QNet on a mesh of tiles (predicted cycles)
     rtl        the generated Verilog under Icarus/Verilator (sim.fast): measured cycles
     synthesis  yosys + nextpnr: LUT/FF/BRAM, Fmax (not a DSE stage yet: always refused;
@@ -61,14 +63,19 @@ class Metric:
 
 
 _LIST = [
-    Metric("memory_bits", Stage.STATIC, Goal.MIN, "weight memory of the QNet (sum n_in*n_out*wb)"),
+    Metric("dense_weight_bits", Stage.STATIC, Goal.MIN,
+           "weights of the dense network from the settings alone (sum n_in*n_out*wb)"),
+    Metric("memory_bits", Stage.REFERENCE, Goal.MIN,
+           "bits of every memory of the hardware the point builds (hw.json's memory_bits: "
+           "weights without zero rows, membranes, line tables)"),
     Metric("float_accuracy", Stage.TRAIN, Goal.MAX, "test accuracy of the float network"),
     Metric("accuracy", Stage.REFERENCE, Goal.MAX,
            "test accuracy of the bit-exact QNet (reference simulator)"),
     Metric("energy_panda_pj", Stage.REFERENCE, Goal.MIN,
            "Panda et al. 2020 E_SNN per sample (ACs x 0.1 pJ)"),
     Metric("energy_hw_pj", Stage.REFERENCE, Goal.MIN,
-           "hardware-aware energy per sample (adds, neuron updates, weight reads)"),
+           "hardware-aware energy per sample (adds, neuron updates, weight reads) of the "
+           "hardware the point builds"),
     Metric("ee", Stage.REFERENCE, Goal.MAX, "E_ANN / E_SNN (Panda convention)"),
     Metric("spikes_per_sample", Stage.REFERENCE, Goal.MIN, "hidden spikes per sample"),
     Metric("tiles", Stage.MAPPING, Goal.MIN, "crossbar tiles the mapping uses"),

@@ -163,7 +163,7 @@ def plot_pairs(folder: Path, rows: list[dict[str, Any]], objectives: dict[str, G
         if bad:
             b = np.asarray(bad, dtype=np.float64)
             ax.scatter(b[:, 0], b[:, 1], marker="x", s=20, color="0.8", label="infeasible")
-        if x.endswith("_pj") or x.startswith("cycles") or x == "memory_bits":
+        if x.endswith("_pj") or x.startswith("cycles") or x.endswith("_bits"):
             if len(idx) and (vals[:, 0] > 0).all() and vals[:, 0].max() > 10 * vals[:, 0].min():
                 ax.set_xscale("log")
         ax.set(xlabel=f"{x} ({goals[0].value})", ylabel=f"{y} ({goals[1].value})",

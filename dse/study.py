@@ -50,6 +50,9 @@ __all__ = ["MAX_BUDGET", "MAX_CHOICES", "MAX_GRID", "Constraint", "Method", "Par
            "PointSettings", "Search", "Study", "grid_size", "load_study", "setting_kind",
            "settings_key", "study_from_dict"]
 
+#: What a stored point's figures mean; a change makes the stored points another study's.
+#: 2: memory_bits and energy of the layout the point builds (hw.json's memory_bits).
+EVALUATION_VERSION = 2
 MAX_GRID = 100_000  # points a grid may have (counted before it is enumerated)
 MAX_CHOICES = 1_000  # values in one parameter's choices
 MAX_BUDGET = 100_000  # distinct points a search may visit
@@ -264,7 +267,8 @@ class Study:
     def fingerprint(self) -> str:
         """What an evaluation depends on: base, metrics, constraints (not the search)."""
         return settings_key({"base": self.base.model_dump(mode="json"), "metrics": self.metrics,
-                             "constraints": [c.model_dump() for c in self.constraints]})
+                             "constraints": [c.model_dump() for c in self.constraints],
+                             "evaluation": EVALUATION_VERSION})
 
 
 def setting_kind(base: PointSettings, name: str) -> str:

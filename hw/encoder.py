@@ -13,12 +13,12 @@ plus one cycle per step for ``STEP_END`` and one to prime the pixel memory.
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Module, Mux, Signal
 from amaranth.hdl import unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.hw.events import EventKind, event_stream
+from spikeforge.hw.events import EventKind, event_stream, event_value
 from spikeforge.hw.params import index_bits
 
 __all__ = ["RateEncoder", "xorshift32_next"]
@@ -106,7 +106,7 @@ class RateEncoder(wiring.Component):
             with m.State("RUN"):
                 m.d.comb += [
                     self.o.valid.eq(fires & ~self.clear),
-                    self.o.payload.eq(Cat(Const(EventKind.SPIKE.value, 1), cur)),
+                    self.o.payload.eq(event_value(EventKind.SPIKE, cur, ib)),
                 ]
                 with m.If(Mux(fires, self.o.ready, 1) & ~self.clear):
                     m.d.sync += state.eq(nxt)
@@ -119,7 +119,7 @@ class RateEncoder(wiring.Component):
             with m.State("END"):
                 m.d.comb += [
                     self.o.valid.eq(~self.clear),
-                    self.o.payload.eq(EventKind.STEP_END.value),
+                    self.o.payload.eq(event_value(EventKind.STEP_END, 0, ib)),
                 ]
                 with m.If(self.o.ready & ~self.clear):
                     m.d.sync += step.eq(step + 1)

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from spikeforge.contracts import MAPPING_FORMAT, Memory, weight_memory
 from spikeforge.errors import ConfigError
-from spikeforge.hw.params import index_bits
+from spikeforge.hw.params import LayerParams, index_bits
 from spikeforge.qnet import Layer, QNet
 from spikeforge.yamlio import read_yaml, short
 
@@ -105,14 +106,37 @@ class LayerLayout:
         off, cb, rb = self.line_fields()[-1]
         return off + 1 + cb + rb
 
+    @property
+    def line_table_depth(self) -> int:
+        """Words of the line table: one per input line (at least two)."""
+        return max(2, self.n_in)
+
+    def memories(self, weight_bits: int, membrane_bits: int) -> tuple[Memory, ...]:
+        """Every memory the generator builds for this layer, as it sizes them.
+
+        The line table; per group, one weight memory per chunk with rows (a chunk
+        without rows has none) and the membrane memory (``ceil(size / lanes)``
+        words of ``lanes`` neurons). ``membrane_bits`` is what one neuron keeps in
+        the membrane memory (with any state bits of its reset rule:
+        ``LayerParams.neuron_word_bits``). Names are ``layer.line_table``,
+        ``layer.g<group>c<chunk>.weights`` and ``layer.g<group>.membranes``.
+        """
+        out = [Memory(f"{self.name}.line_table", "line_table", self.line_word_bits,
+                      self.line_table_depth)]
+        for gi, g in enumerate(self.groups):
+            out += [weight_memory(f"{self.name}.g{gi}c{ci}.weights", len(c), g.size, weight_bits)
+                    for ci, c in enumerate(g.chunks) if c]
+            out.append(Memory(f"{self.name}.g{gi}.membranes", "membranes",
+                              self.lanes * membrane_bits, math.ceil(g.size / self.lanes)))
+        return tuple(out)
+
     def memory_bits(self, weight_bits: int, membrane_bits: int) -> dict[str, int]:
-        """Bits of every memory of this layer: weights, membranes, line table."""
-        return {
-            "weights": sum(len(c) * g.size * weight_bits for g in self.groups for c in g.chunks),
-            "membranes": sum(math.ceil(g.size / self.lanes) * self.lanes * membrane_bits
-                             for g in self.groups),
-            "line_table": self.n_in * self.line_word_bits,
-        }
+        """Bits of this layer's memories by kind: weights, membranes, line table
+        (the sums of :meth:`memories`)."""
+        out = dict.fromkeys(("weights", "membranes", "line_table"), 0)
+        for mem in self.memories(weight_bits, membrane_bits):
+            out[mem.kind] += mem.bits
+        return out
 
     def visits(self) -> tuple[np.ndarray, np.ndarray]:
         """Per input line: weight rows read and synapses visited by one spike on it."""
@@ -162,6 +186,25 @@ class HardwareLayout:
         if lanes is not None:
             _check_lanes(lanes, "--lanes", "lanes")
         return cls(tuple(default_layer_layout(layer, lanes) for layer in qnet.layers))
+
+    def memories(self, qnet: QNet, *, encoder: bool = False) -> tuple[Memory, ...]:
+        """Every memory the hardware of ``qnet`` with these tiles builds (the one resource
+        model: ``hw.json``, the fits check, the energy model and the DSE read it).
+
+        Per layer :meth:`LayerLayout.memories` at the layer's weight width and neuron
+        word (membrane and reset state); with ``encoder``, the rate encoder's pixels.
+        """
+        out: list[Memory] = []
+        for lay, layer in zip(self.layers, qnet.layers):
+            p = LayerParams(layer, qnet.timesteps)
+            out += lay.memories(p.weight_bits, p.neuron_word_bits)
+        if encoder:
+            out.append(Memory("encoder.pixels", "pixels", 8, qnet.n_in))
+        return tuple(out)
+
+    def memory_bits(self, qnet: QNet, *, encoder: bool = False) -> int:
+        """Bits of every memory (:meth:`memories`): ``hw.json``'s ``memory_bits``."""
+        return sum(m.bits for m in self.memories(qnet, encoder=encoder))
 
     def visits(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """What :func:`spikeforge.reference.simulate` needs to count like this hardware."""
@@ -296,8 +339,8 @@ def layout_from_document(doc, qnet: QNet, lanes: int | None = None,
     :data:`MAX_MAPPING_TILES` tiles, lanes in ``1..``:data:`MAX_LANES`.
     """
     src = source
-    if not isinstance(doc, dict) or doc.get("format") != "mapping/1":
-        raise LayoutError(src, "format", "must be mapping/1 (written by spikeforge map)")
+    if not isinstance(doc, dict) or doc.get("format") != MAPPING_FORMAT:
+        raise LayoutError(src, "format", f"must be {MAPPING_FORMAT} (written by spikeforge map)")
     extra = sorted(str(k) for k in doc if k not in _DOC_KEYS)
     if extra:
         raise LayoutError(src, extra[0][:80], "unknown key")

@@ -29,7 +29,7 @@ from spikeforge.qnet import QNet
 from .activity import Activity
 from .cost import DEFAULT_CYCLES, TileCycleModel
 from .hardware import HardwareSpec
-from .partition import Group, Partition, group_load, make_group
+from .partition import Group, Partition, group_load, make_group, row_bits
 
 __all__ = ["Policy", "balance_partition"]
 
@@ -148,7 +148,7 @@ def _shift(groups: list[Group], net: QNet, hw: HardwareSpec, activity: Activity,
                 else:
                     spans = ((g.neurons[0], g.neurons[1] - step), (g.neurons[1] - step,
                                                                    nb.neurons[1]))
-                if (spans[0][1] - spans[0][0]) * net.layers[g.layer].weight_bits > \
+                if row_bits(spans[0][1] - spans[0][0], net.layers[g.layer].weight_bits) > \
                         hw.tile.synapse_memory_bits:
                     continue
                 # the pair keeps its tiles; try moving one tile between its two sides
@@ -188,7 +188,7 @@ def _reclaim(groups: list[Group], net: QNet, hw: HardwareSpec, activity: Activit
             a, b = groups[i], groups[i + 1]
             span = (a.neurons[0], b.neurons[1])
             width = span[1] - span[0]
-            fits = (width <= hw.tile.neurons and width * net.layers[a.layer].weight_bits
+            fits = (width <= hw.tile.neurons and row_bits(width, net.layers[a.layer].weight_bits)
                     <= hw.tile.synapse_memory_bits)
             if a.layer == b.layer and fits:
                 for k in range(1, len(a.chunks) + len(b.chunks)):

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from spikeforge.contracts import MAPPING_FORMAT
 from spikeforge.jsonio import dumps
 from spikeforge.staging import file_mode
 
@@ -37,7 +38,7 @@ __all__ = [
     "write_yaml",
 ]
 
-FORMAT = "mapping/1"
+FORMAT = MAPPING_FORMAT  # spikeforge.contracts: the one definition
 
 
 def axon_ranges(axons: np.ndarray) -> list[list[int]]:

@@ -26,6 +26,7 @@ from functools import cached_property
 
 import numpy as np
 
+from spikeforge.contracts import weight_memory
 from spikeforge.errors import SpikeforgeError
 from spikeforge.qnet import QNet
 
@@ -44,6 +45,7 @@ __all__ = [
     "group_load",
     "make_group",
     "partition_network",
+    "row_bits",
     "split_axons",
 ]
 
@@ -99,8 +101,10 @@ class Fragment:
 
     @property
     def memory_bits(self) -> int:
-        """Weight memory used: one row of ``n_neurons`` weights per axon."""
-        return self.n_axons * self.n_neurons * self.weight_bits
+        """Weight memory used: one row of ``n_neurons`` weights per axon (the weight
+        memory the hardware builds for this tile, :func:`spikeforge.contracts.weight_memory`)."""
+        return weight_memory(f"{self.layer_name}.fragment{self.index}", self.n_axons,
+                             self.n_neurons, self.weight_bits).bits
 
 
 @dataclass(frozen=True, eq=False)
@@ -193,8 +197,13 @@ def _receptive_field(weights: np.ndarray, neurons: tuple[int, int]) -> np.ndarra
     return np.flatnonzero(np.any(weights[neurons[0]:neurons[1]] != 0, axis=0))
 
 
+def row_bits(n_neurons: int, wb: int) -> int:
+    """Bits of one weight row of a tile of ``n_neurons`` (its weight memory's word)."""
+    return weight_memory("row", 1, n_neurons, wb).bits
+
+
 def _axon_cap(hw: HardwareSpec, n_neurons: int, wb: int) -> int:
-    return min(hw.tile.axons, hw.tile.synapse_memory_bits // (n_neurons * wb))
+    return min(hw.tile.axons, hw.tile.synapse_memory_bits // row_bits(n_neurons, wb))
 
 
 def group_load(net: QNet, hw: HardwareSpec, activity: Activity, g: Group,

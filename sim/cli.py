@@ -254,7 +254,9 @@ def _verify(net: QNet, inputs: Inputs, result, stage: Path, args, layout) -> int
     (stage / "mismatches.json").write_text(dumps(
         {"samples": len(spikes), "mismatches": len(mism),
          "first": [dict(m.__dict__) for m in mism[:100]]}))
-    energy = energy_report(net, result.counters, source=f"rtl counters ({args.simulator})")
+    # the energy of the hardware that ran: its tiles' weight memories (--mapping, --lanes)
+    energy = energy_report(net, result.counters, source=f"rtl counters ({args.simulator})",
+                           layout=layout)
     (stage / "energy.json").write_text(dumps(energy))
     _plot_energy(energy, stage / "energy.png")
     print(f"verified {len(spikes)} samples on {args.simulator}: {len(mism)} mismatching")

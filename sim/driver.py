@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 
 import numpy as np
 
-from spikeforge.hw.events import EventKind
+from spikeforge.contracts import EventKind, unpack_event
 from spikeforge.hw.params import NetworkParams
 from spikeforge.reference import RefResult
 from spikeforge.sim.protocol import (
@@ -187,7 +187,8 @@ async def run_samples(
                 break
             if event is not None and read("i__ready"):
                 driver.accept()
-                steps_in += (not params.encoder) and (event & 1) == EventKind.STEP_END.value
+                steps_in += ((not params.encoder)
+                             and unpack_event(event)[0] == EventKind.STEP_END)
             monitor.sample(read)
             await tick()
             cycles += 1

@@ -19,6 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
+from spikeforge.contracts import (
+    EventKind,
+    counter_probe_bits,
+    event_bits,
+    membrane_probe_bits,
+    verilog_event,
+    verilog_event_index,
+    verilog_event_kind,
+)
 from spikeforge.errors import SpikeforgeError
 from spikeforge.hw.export import TOP_NAME, write_verilog
 from spikeforge.hw.layout import HardwareLayout
@@ -35,6 +44,7 @@ from spikeforge.sim.tools import (
 __all__ = ["FastRun", "run_fast", "testbench_verilog"]
 
 TB_NAME = "spikeforge_fast_tb"
+_SPIKE = f"1'd{int(EventKind.SPIKE)}"  # the kind bit of a spike, as a Verilog literal
 MAX_SAMPLES = 2**31 - 1  # the testbench counts samples in a Verilog `integer`
 _MAX_PATH = 1000  # the testbench reads file names into 1024-character registers
 
@@ -48,24 +58,27 @@ def testbench_verilog(params: NetworkParams) -> str:
     for k, p in enumerate(layers):
         vb, cb, ob = p.membrane_bits, p.counter_bits, p.out_index_bits
         decls += [
-            f"  wire [{p.n_out * vb - 1}:0] m{k};",
-            f"  wire [{4 * cb - 1}:0] c{k};",
+            f"  wire [{membrane_probe_bits(p.n_out, vb) - 1}:0] m{k};",
+            f"  wire [{counter_probe_bits(cb) - 1}:0] c{k};",
             f"  wire tv{k};",
-            f"  wire [{ob}:0] tp{k};",
+            f"  wire [{event_bits(ob) - 1}:0] tp{k};",
             f"  reg [{p.n_out - 1}:0] sv{k};",
         ]
         ports += [f".{p.name}__membrane(m{k})", f".{p.name}__counters(c{k})",
                   f".{p.name}__tap_valid(tv{k})", f".{p.name}__tap_payload(tp{k})"]
         if p.fire:
+            kind, index = verilog_event_kind(f"tp{k}"), verilog_event_index(f"tp{k}", ob)
             monitors.append(f"""
   always @(posedge clk) if (tv{k}) begin
-    if (tp{k}[0] == 1'b0) sv{k}[tp{k}[{ob}:1]] = 1'b1;
+    if ({kind} == {_SPIKE}) sv{k}[{index}] = 1'b1;
     else begin $fwrite(fo, "P{k} %h\\n", sv{k}); sv{k} = 0; end
   end""")
         dumps.append(f'$fwrite(fo, " %h %h", m{k}, c{k});')
     last = layers[-1]
     enc = params.encoder
-    pw = 8 if enc else ib + 1  # input payload width
+    pw = 8 if enc else event_bits(ib)  # input payload width
+    spike_p = verilog_event(EventKind.SPIKE, f"p[{ib - 1}:0]", ib)
+    step_end = verilog_event(EventKind.STEP_END, None, ib)
     vec_bits = 8 * n_in if enc else n_in
     seed_decl = "  reg [31:0] seed_r = 0;\n" if enc else ""
     seed_port = ".seed(seed_r), " if enc else ""
@@ -114,7 +127,7 @@ module {TB_NAME};
   reg [{pw - 1}:0] i_payload = 0;
 {seed_decl}
   wire i_ready, o_valid, done;
-  wire [{last.out_index_bits}:0] o_payload;
+  wire [{event_bits(last.out_index_bits) - 1}:0] o_payload;
   wire [{params.cycle_bits - 1}:0] cycles;
   wire [{last.out_index_bits - 1}:0] prediction;
 {chr(10).join(decls)}
@@ -144,8 +157,8 @@ module {TB_NAME};
   task present(input integer p);
     begin
       i_valid <= 1'b1;
-      if (p < NIN) i_payload <= {{p[{ib - 1}:0], 1'b0}};
-      else i_payload <= {{{{{ib}{{1'b0}}}}, 1'b1}};
+      if (p < NIN) i_payload <= {spike_p};
+      else i_payload <= {step_end};
     end
   endtask
 

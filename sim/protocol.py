@@ -1,9 +1,10 @@
 """How a testbench talks to the generated network top, without any simulator.
 
-Packing of stimulus events, decoding of probe values (membranes, counters,
-taps), the record of one RTL run, and the comparison with the reference. Used
-by the Amaranth-simulator tests and by the cocotb testbench alike, so both
-read the DUT the same way.
+Stimulus events and decoded probe values (membranes, counters, taps), in the
+layouts of :mod:`spikeforge.contracts` (``pack_event``, ``unpack_event`` and
+``sample_events`` are re-exported from there); the record of one RTL run, and
+the comparison with the reference. Used by the Amaranth-simulator tests and by
+the cocotb testbench alike, so both read the DUT the same way.
 """
 
 from __future__ import annotations
@@ -12,8 +13,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spikeforge.hw.events import EventKind
-from spikeforge.hw.layer import COUNTER_NAMES
+from spikeforge.contracts import (
+    COUNTERS,
+    EventKind,
+    pack_event,
+    sample_events,
+    unpack_counters,
+    unpack_event,
+    unpack_membranes,
+)
 from spikeforge.hw.layout import HardwareLayout
 from spikeforge.hw.params import LayerParams, NetworkParams
 from spikeforge.qnet import QNet
@@ -32,42 +40,17 @@ __all__ = [
     "unpack_event",
 ]
 
-_SPIKE = EventKind.SPIKE.value
 _STEP_END = EventKind.STEP_END.value
 
 
-def pack_event(kind: int, index: int = 0) -> int:
-    """Payload integer of an event (``kind`` is bit 0, ``index`` above it)."""
-    return (index << 1) | kind
-
-
-def unpack_event(value: int) -> tuple[int, int]:
-    return value & 1, value >> 1
-
-
-def sample_events(spikes: np.ndarray) -> list[int]:
-    """Packed events for one sample ``[T, n_in]``: spike indices, then STEP_END, per step."""
-    events = []
-    for row in np.asarray(spikes):
-        events.extend(pack_event(_SPIKE, int(i)) for i in np.flatnonzero(row))
-        events.append(pack_event(_STEP_END))
-    return events
-
-
-def _signed(value: int, bits: int) -> int:
-    value &= (1 << bits) - 1
-    return value - (1 << bits) if value >> (bits - 1) else value
-
-
 def decode_membrane(value: int, p: LayerParams) -> np.ndarray:
-    vb = p.membrane_bits
-    return np.array([_signed(value >> (j * vb), vb) for j in range(p.n_out)], dtype=np.int64)
+    """Membranes of a layer's membrane probe (layout: :mod:`spikeforge.contracts`)."""
+    return unpack_membranes(value, p.n_out, p.membrane_bits)
 
 
 def decode_counters(value: int, p: LayerParams) -> dict[str, int]:
-    cb = p.counter_bits
-    mask = (1 << cb) - 1
-    return {name: (value >> (k * cb)) & mask for k, name in enumerate(COUNTER_NAMES)}
+    """Counters of a layer's counter probe (layout: :mod:`spikeforge.contracts`)."""
+    return unpack_counters(value, p.counter_bits)
 
 
 class SampleRecorder:
@@ -115,7 +98,7 @@ class RtlResult:
             spikes={p.name: np.zeros((n, t_steps, p.n_out), dtype=np.uint8)
                     for p in params.layers if p.fire},
             membrane={p.name: np.zeros((n, p.n_out), dtype=np.int64) for p in params.layers},
-            counters={p.name: {c: np.zeros(n, dtype=np.int64) for c in COUNTER_NAMES}
+            counters={p.name: {c: np.zeros(n, dtype=np.int64) for c in COUNTERS}
                       for p in params.layers},
             cycles=np.zeros(n, dtype=np.int64),
             predictions=np.zeros(n, dtype=np.int64),

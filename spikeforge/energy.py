@@ -79,12 +79,14 @@ def weight_memories(layer, layer_layout=None) -> list[tuple[int, int]]:
 
     Without a layout: one memory of ``n_in`` rows of ``n_out`` weights (the
     untiled array of the Panda-style figures). With a
-    :class:`~spikeforge.hw.layout.LayerLayout`: one per chunk of every group.
+    :class:`~spikeforge.hw.layout.LayerLayout`: its weight memory records
+    (:meth:`~spikeforge.hw.layout.LayerLayout.memories`), one per chunk with rows.
     """
     if layer_layout is None:
         return [(layer.n_out * layer.weight_bits, layer.n_in)]
-    return [(g.size * layer.weight_bits, len(c)) for g in layer_layout.groups
-            for c in g.chunks if len(c)]
+    # the layout's memory records (the neuron word width does not matter for weights)
+    mems = layer_layout.memories(layer.weight_bits, layer.membrane_bits)
+    return [(m.width, m.depth) for m in mems if m.kind == "weights" for _ in range(m.count)]
 
 
 def read_energy_pj(memories: list[tuple[int, int]]) -> float:

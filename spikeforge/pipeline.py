@@ -139,6 +139,8 @@ def pass_rtl(st: RunState) -> None:
 
 def pass_report(st: RunState) -> None:
     """Energy from both counter sources, report.json, a raster plot and a summary table."""
+    from spikeforge.hw.layout import HardwareLayout
+
     n, result, ref_n, mismatches = st.rtl
     y_te = st.data[3]
     last = st.qnet.layers[-1].name
@@ -148,8 +150,11 @@ def pass_report(st: RunState) -> None:
         "reference": _mean_counters(ref_n.counters),
         "rtl": _mean_counters(result.counters),
     }
-    energy = energy_report(st.qnet, result.counters, source="rtl counters")
-    energy_ref = energy_report(st.qnet, ref_n.counters, source="reference simulator")
+    # the run builds the default layout (one tile per layer): cost the memories it builds
+    layout = HardwareLayout.default(st.qnet)
+    energy = energy_report(st.qnet, result.counters, source="rtl counters", layout=layout)
+    energy_ref = energy_report(st.qnet, ref_n.counters, source="reference simulator",
+                               layout=layout)
     report = {
         "config": st.cfg.model_dump(mode="json"),
         "accuracy": {

@@ -15,15 +15,16 @@ import pytest
 
 from spikeforge.boards.fit import FitError, bram_blocks, check_fit, estimate
 from spikeforge.boards.host import run_samples
-from spikeforge.boards.protocol import COUNTER_NAMES, LinkFormat
+from spikeforge.boards.protocol import LinkFormat
 from spikeforge.boards.sim import SimulatedPort
 from spikeforge.boards.target import ECP5_EBR, ICE40_EBR, TargetError, get_target, targets
 from spikeforge.boards.top import BoardCore, default_buffer_depth
 from spikeforge.boards.uart import UARTRx, UARTTx, divisor_for
 from spikeforge.cli import main
+from spikeforge.contracts import COUNTERS
 from spikeforge.encoding import onchip_rate_encode, sample_seeds
 from spikeforge.hw.cycles import predicted_cycles
-from spikeforge.hw.layer import COUNTER_NAMES as HW_COUNTER_NAMES
+from spikeforge.hw.layer import counter_layout
 from spikeforge.hw.layout import HardwareLayout
 from spikeforge.hw.params import NetworkParams
 from spikeforge.qnet import InputSpec, Layer, QNet, Reset, save_qnet
@@ -35,7 +36,7 @@ def _check(net, layout, run, spikes):
     ref = expected(net, spikes, layout)
     assert run.predictions.tolist() == ref.predictions.tolist()
     for p in net.layers:
-        for c in COUNTER_NAMES:
+        for c in COUNTERS:
             assert run.counters(p.name, c).tolist() == ref.counters[p.name][c].tolist(), (p, c)
     return ref
 
@@ -113,7 +114,10 @@ def test_missing_toolchain_is_one_line(tmp_path, capsys, monkeypatch):
 
 
 def test_counter_order_matches_hardware():
-    assert COUNTER_NAMES == HW_COUNTER_NAMES
+    # the board's frame and the hardware's counter struct both follow the contract
+    assert tuple(name for name, _ in counter_layout(5)) == COUNTERS
+    link = LinkFormat(NetworkParams(random_qnet(3)), 64)
+    assert [n.split(".")[1] for n, _ in link.fields()[4:8]] == list(COUNTERS)
 
 
 def test_divisor():

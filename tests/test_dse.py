@@ -38,7 +38,7 @@ TINY = {
     "base": TINY_BASE,
     "parameters": {"weight_bits": {"choices": [3, 6]}, "leak_shifts": {"choices": [[2], [3]]}},
     "objectives": {"accuracy": "max", "energy_hw_pj": "min"},
-    "record": ["memory_bits", "cycles_mapped", "tiles"],
+    "record": ["memory_bits", "dense_weight_bits", "cycles_mapped", "tiles"],
     "search": {"method": "grid"},
 }
 
@@ -181,7 +181,11 @@ def test_grid_evaluates_every_point_and_writes_results(grid_run):
     for r in res.rows:
         assert 0.0 <= r["accuracy"] <= 1.0 and r["energy_hw_pj"] > 0 and r["cycles_mapped"] > 0
     # weight bits change the memory, not the training: same leak -> same float network
-    assert {r["memory_bits"] for r in res.rows} == {(64 * 8 + 8 * 10) * b for b in (3, 6)}
+    assert {r["dense_weight_bits"] for r in res.rows} == {(64 * 8 + 8 * 10) * b
+                                                          for b in (3, 6)}
+    # memory_bits is hw.json's for the mapped layout: zero rows dropped, membranes and
+    # line tables added
+    assert all(r["memory_bits"] > 0 for r in res.rows)
     assert any(r["pareto"] for r in res.rows)
     for name in ("results.csv", "pareto.csv", "points.jsonl", "summary.json",
                  "accuracy_vs_energy_hw_pj.png", "accuracy_vs_cycles_mapped.png"):
@@ -201,14 +205,14 @@ def test_rerun_reuses_everything(grid_run, tmp_path):
 
 
 def test_constraints_stop_points_before_the_expensive_stages(tmp_path):
-    study = _study(constraints=[{"metric": "memory_bits", "max": 2000},
+    study = _study(constraints=[{"metric": "dense_weight_bits", "max": 2000},
                                 {"metric": "accuracy", "min": 0.99}])
     res = run_study(study, tmp_path / "c", workers=0, console=_quiet())
     recs = {r["key"]: r for r in PointStore(tmp_path / "c" / "points.jsonl",
                                             study.fingerprint()).records()}
     by_bits = {r["weight_bits"]: r for r in res.rows}
     big = recs[by_bits[6]["key"]]
-    assert big["status"] == "infeasible" and "memory_bits" in big["message"]
+    assert big["status"] == "infeasible" and "dense_weight_bits" in big["message"]
     assert "train" not in big["seconds"], "a static constraint must stop before training"
     small = recs[by_bits[3]["key"]]
     assert small["status"] == "infeasible" and "accuracy" in small["message"]

@@ -7,6 +7,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from spikeforge.cli import main
+from spikeforge.contracts import EventKind, unpack_event
 from spikeforge.encoding import onchip_rate_encode, sample_seeds, xorshift32
 from spikeforge.hw.encoder import RateEncoder
 from spikeforge.qnet import save_qnet
@@ -65,12 +66,12 @@ def test_encoder_block_matches_reference(n_in, steps, stall):
             while t < steps:
                 ctx.set(enc.o.ready, int(not stall or rng.random() < 0.7))
                 if ctx.get(enc.o.valid) and ctx.get(enc.o.ready):
-                    payload = ctx.get(enc.o.payload.as_value())
-                    if payload & 1:
+                    kind, index = unpack_event(ctx.get(enc.o.payload.as_value()))
+                    if kind == EventKind.STEP_END:
                         t += 1
                     else:
-                        assert not bits[t, payload >> 1], "pixel fired twice in a step"
-                        bits[t, payload >> 1] = 1
+                        assert not bits[t, index], "pixel fired twice in a step"
+                        bits[t, index] = 1
                 await ctx.tick()
                 cycles += 1
                 assert cycles < 50 * n_in * steps
