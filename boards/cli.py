@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spikeforge.contracts import COUNTERS
 from spikeforge.errors import SpikeforgeError
 
 __all__ = ["MAX_BAUD", "MAX_BUFFER", "MAX_FREQ_MHZ", "MAX_RUN_SAMPLES", "add_parsers"]
@@ -160,7 +161,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     ref = expected(net, spikes, layout)
     mism = int((run.predictions != ref.predictions).sum())
     for p in net.layers:
-        for c in ("synaptic_events", "neuron_updates", "weight_reads", "spikes_out"):
+        for c in COUNTERS:
             mism += int((run.counters(p.name, c) != ref.counters[p.name][c]).sum())
     mean_cycles = float(run.cycles.mean())
     summary = {"target": target.name, "port": where, "samples": n,

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from spikeforge.cliutil import bounded_int, seed
+from spikeforge.contracts import COUNTERS
 from spikeforge.encoding import onchip_rate_encode, sample_seeds
 from spikeforge.errors import SpikeforgeError
 from spikeforge.jsonio import dumps
@@ -184,7 +185,7 @@ def memory_needed(net: QNet, n: int, verify: bool) -> int:
     neurons = sum(layer.n_out for layer in net.layers)
     widest = max(net.n_in, *(layer.n_out for layer in net.layers))
     inputs = 3 * n * t * net.n_in
-    outputs = n * t * spiking + 8 * n * (neurons + 4 * len(net.layers) + 2)
+    outputs = n * t * spiking + 8 * n * (neurons + len(COUNTERS) * len(net.layers) + 2)
     work = 3 * 8 * n * widest  # the reference's int64 currents of one step
     return inputs + outputs * (2 if verify else 1) + (work if verify else 0)
 
