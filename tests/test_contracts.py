@@ -151,6 +151,29 @@ def test_fast_testbench_parser_reads_probe_words_packed_by_the_contract(tmp_path
         assert {c: int(v[0]) for c, v in res.counters[p.name].items()} == want_c[p.name]
 
 
+@pytest.mark.parametrize("seed", [1, 6])
+def test_amaranth_probe_ports_pack_like_the_contract(seed):
+    from spikeforge.hw.top import probe_signature
+
+    net = random_qnet(seed)
+    rng = np.random.default_rng(seed)
+    for p in NetworkParams(net).layers:
+        sig = probe_signature(p)
+        mem, cnt = sig.members["membrane"].shape, sig.members["counters"].shape
+        assert mem.size == contracts.membrane_probe_bits(p.n_out, p.membrane_bits)
+        assert cnt.size == contracts.counter_probe_bits(p.counter_bits)
+        lo = -(1 << (p.membrane_bits - 1))
+        v = rng.integers(lo, -lo, size=p.n_out)
+        assert mem.const(v.tolist()).as_value().value == pack_membranes(v, p.membrane_bits)
+        np.testing.assert_array_equal(
+            contracts.unpack_membranes(pack_membranes(v, p.membrane_bits), p.n_out,
+                                       p.membrane_bits), v)
+        c = {name: int(rng.integers(0, 1 << p.counter_bits)) for name in COUNTERS}
+        assert cnt.const(c).as_value().value == pack_counters(c, p.counter_bits)
+        assert contracts.unpack_counters(pack_counters(c, p.counter_bits), p.counter_bits) == c
+        assert p.counter_bits == contracts.counter_bits(net.timesteps, p.n_in, p.n_out)
+
+
 def test_board_frame_decodes_the_counters_it_lists():
     net = random_qnet(9)
     link = LinkFormat(NetworkParams(net), 64)
