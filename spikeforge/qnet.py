@@ -85,6 +85,7 @@ class Reset(enum.Enum):
 
     ZERO = "zero"
     SUBTRACT = "subtract"
+    SUBTRACT_UNLEAKED = "subtract_unleaked"  # snnTorch's subtraction (SPEC §7.4)
     NONE = "none"
 
 
@@ -125,6 +126,8 @@ class ResetRule:
 RESET_RULES: dict[Reset, ResetRule] = {
     Reset.ZERO: ResetRule(AtSpike.ZERO),
     Reset.SUBTRACT: ResetRule(AtSpike.SUBTRACT),
+    # v[t] = beta v[t-1] + I[t] - theta s[t-1]: the threshold leaves at the next update, unleaked
+    Reset.SUBTRACT_UNLEAKED: ResetRule(AtSpike.KEEP, subtract_next=True),
     Reset.NONE: ResetRule(AtSpike.KEEP, spiking=False),
 }
 """The one table of reset semantics: a new reset mode is a :class:`Reset` value and an entry."""

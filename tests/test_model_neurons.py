@@ -20,8 +20,8 @@ from spikeforge.model.neurons import (
     shift_lif_step,
 )
 from spikeforge.model.surrogate import Surrogate
-from spikeforge.qnet import SPIKING_RESETS, Layer, Reset
-from spikeforge.reference import layer_step
+from spikeforge.qnet import SPIKING_RESETS, InputSpec, Layer, QNet, Reset
+from spikeforge.reference import layer_step, simulate
 
 
 def _run(params: LIFParams, currents: list[float]) -> tuple[list[float], float]:
@@ -33,6 +33,8 @@ def _run(params: LIFParams, currents: list[float]) -> tuple[list[float], float]:
         v = state.v
     else:
         spikes, v = run_steps(lif_step, x, zeros, params)
+        if isinstance(v, LIFState):
+            v = v.v
     return spikes.flatten().tolist(), float(v)
 
 
@@ -47,6 +49,11 @@ CASES = [
     (1.0, 1.0, Reset.ZERO, 2, [1.0] * 6, [1, 0, 0, 1, 0, 0], 0.0),  # refractory, held
     (1.0, 1.0, Reset.SUBTRACT, 1, [1.5] * 4, [1, 0, 1, 0], 1.0),
     (0.5, 1.0, Reset.ZERO, 1, [2.0, 0.5, 0.5, 0.5], [1, 0, 0, 0], 0.75),
+    # snnTorch's subtraction: v = beta v + I - theta s_prev (theta leaves at the next step,
+    # unleaked); 0.75, 1.125 (spike, kept), 0.5625 + 0.5 - 1, 0.03125 + 1.5, 0.765625 - 1
+    (0.5, 1.0, Reset.SUBTRACT_UNLEAKED, 0, [0.75, 0.75, 0.5, 1.5, 0.0], [0, 1, 0, 1, 0],
+     -0.234375),
+    (1.0, 1.0, Reset.SUBTRACT_UNLEAKED, 0, [0.75] * 4, [0, 1, 1, 1], 1.0),  # IF: no pending
 ]
 
 
@@ -60,6 +67,35 @@ def test_neuron_trajectories_by_hand(case) -> None:
     # the fused loop (or the refractory fallback) gives the same spikes
     x = torch.tensor(currents, dtype=torch.float64).view(-1, 1, 1)
     assert lif_sequence(x, params).flatten().tolist() == spikes
+
+
+def test_subtract_unleaked_step_state_and_refusals() -> None:
+    params = LIFParams(beta=0.5, threshold=1.0, reset=Reset.SUBTRACT_UNLEAKED)
+    s, state = lif_step(torch.tensor([[1.5]]), torch.zeros(1, 1), params)
+    assert isinstance(state, LIFState) and state.v.item() == 1.5 and state.s.item() == 1.0
+    s, state = lif_step(torch.tensor([[0.0]]), state, params)  # 0.75 - 1
+    assert s.item() == 0.0 and state.v.item() == -0.25
+    with pytest.raises(ValueError, match="refractory period is not supported"):
+        LIFParams(beta=0.5, threshold=1.0, reset=Reset.SUBTRACT_UNLEAKED, refractory=1)
+    with pytest.raises(ValueError, match="SUBTRACT_UNLEAKED"):
+        LIFParams(beta=0.5, threshold=1.0, reset=Reset.NONE)
+
+
+@pytest.mark.parametrize("reset", SPIKING_RESETS)
+def test_fused_if_layer_equals_qnet_reference(reset) -> None:
+    """The training loop (C kernels or torch) on integer currents: the reference's spikes."""
+    rng = np.random.default_rng(7)
+    n_in, n_out, t_steps, batch, theta = 10, 5, 25, 6, 13
+    w = rng.integers(-7, 8, size=(n_out, n_in))
+    layer = Layer(name="l", n_in=n_in, n_out=n_out, weight_bits=4, weights=w, threshold=theta,
+                  membrane_bits=16, reset=reset, fire=True)
+    s_in = rng.integers(0, 2, size=(batch, t_steps, n_in)).astype(np.uint8)
+    ref = simulate(QNet(layers=(layer,), timesteps=t_steps, input=InputSpec(n_in)), s_in)
+    currents = torch.from_numpy((s_in @ w.T).astype(np.float32)).transpose(0, 1)
+    spikes = lif_sequence(currents, LIFParams(beta=1.0, threshold=float(theta), reset=reset))
+    np.testing.assert_array_equal(spikes.transpose(0, 1).numpy().astype(np.uint8),
+                                  ref.spikes["l"])
+    assert 0 < ref.spikes["l"].sum() < ref.spikes["l"].size
 
 
 def test_refractory_zero_equals_plain_lif() -> None:

@@ -112,6 +112,63 @@ def test_subtract_reset_only_as_metadata() -> None:
     _same_run(model, back.snn, _spikes((16, 24, 1, 8, 8)))
 
 
+def test_subtract_unleaked_round_trip_gives_the_same_qnet_and_spikes(tmp_path) -> None:
+    model = _conv_snn(Reset.SUBTRACT_UNLEAKED)
+    with pytest.raises(NIRError, match=r"'lif1' \(LIF\): reset 'subtract_unleaked' has no NIR"):
+        to_nir(model, (1, 8, 8))
+    graph = to_nir(model, (1, 8, 8), allow_subtract=True)
+    lifs = [n for n in graph.nodes.values() if isinstance(n, nir.LIF | nir.IF)]
+    assert [n.metadata for n in lifs] == [{"spikeforge_reset": "subtract_unleaked"}] * 3
+    write_nir(graph, tmp_path / "net.nir")
+    back = from_nir(read_nir(tmp_path / "net.nir"))
+    assert all(m.params.reset is Reset.SUBTRACT_UNLEAKED
+               for m in back.snn.layers if isinstance(m, LIF))
+    _same_run(model, back.snn, _spikes((16, 24, 1, 8, 8)))
+    kw = dict(weight_bits=8, membrane_bits=16, timesteps=24, leak_tolerance=1e-3)
+    direct = snn_to_qnet(model, (1, 8, 8), **kw)
+    imported = nir_to_qnet(read_nir(tmp_path / "net.nir"), **kw)
+    for a, b in zip(direct.layers, imported.layers, strict=True):
+        assert (a.reset, a.leak_shifts, a.membrane_bits) == (b.reset, b.leak_shifts,
+                                                            b.membrane_bits)
+        np.testing.assert_array_equal(a.weights, b.weights)
+        np.testing.assert_array_equal(a.thresholds, b.thresholds)
+        np.testing.assert_array_equal(a.biases, b.biases)
+    assert [l.reset for l in direct.layers][:3] == [Reset.SUBTRACT_UNLEAKED] * 3
+    x = _spikes((24, 16, 64), p=0.4, seed=4).transpose(0, 1).numpy().astype(np.uint8)
+    ra, rb = reference.simulate(direct, x), reference.simulate(imported, x)
+    for name in ra.spikes:
+        assert ra.spikes[name].any()
+        np.testing.assert_array_equal(ra.spikes[name], rb.spikes[name])
+    np.testing.assert_array_equal(ra.scores, rb.scores)
+
+
+def test_snntorch_style_subtract_graph_gives_known_spikes() -> None:
+    # snnTorch's Leaky(reset_mechanism="subtract"): v = v + W s - theta s_prev, fires on v > 1;
+    # the metadata names the mode, so the graph maps to subtract_unleaked.
+    graph = _graph(
+        ("in", nir.Input(input_type=np.array([2]))),
+        ("w", nir.Linear(weight=np.array([[1.0, 0.5]]))),
+        ("if", nir.IF(r=np.array([1.0]), v_threshold=np.array([1.0]),
+                      metadata={"spikeforge_reset": "subtract_unleaked"})),
+        ("out", nir.Output(output_type=np.array([1]))),
+    )
+    s_in = np.array([[1, 0], [0, 1], [1, 1], [0, 0], [1, 0], [1, 0]], dtype=np.uint8)
+    # v: 1 (no), 1.5 (spike), 1.5 + 1.5 - 1 = 2 (spike), 2 - 1 = 1 (no), 2 (spike), 2 + 1 - 1
+    expected = [0, 1, 1, 0, 1, 1]
+    net = from_nir(graph)
+    with torch.no_grad():
+        out = net.snn.run(torch.from_numpy(s_in).float()[:, None, :])
+    assert out.spikes[0][:, 0, 0].numpy().tolist() == expected
+    q = nir_to_qnet(graph, weight_bits=8, membrane_bits=12, timesteps=len(s_in))
+    assert q.layers[0].reset is Reset.SUBTRACT_UNLEAKED
+    ref = reference.simulate(q, s_in[None])
+    assert ref.spikes[q.layers[0].name][0, :, 0].tolist() == expected
+    graph.nodes["if"].metadata["spikeforge_reset"] = "snntorch"
+    with pytest.raises(NIRError, match="unknown metadata spikeforge_reset='snntorch' "
+                                       r"\(known: 'zero', 'subtract', 'subtract_unleaked'\)"):
+        from_nir(graph)
+
+
 def test_threshold_crossing_is_exact_in_float32() -> None:
     for theta in (1.0, 0.7, 3.25, 1e-3):
         t = np.float32(theta)
@@ -371,3 +428,41 @@ def test_conv_neurons_are_numbered_position_major() -> None:
                     neuron_order="channel")
     ra, rb = reference.simulate(a, x), reference.simulate(b, x)
     np.testing.assert_array_equal(ra.scores, rb.scores)  # the same network, renumbered
+
+
+@pytest.mark.peers
+def test_snntorch_subtract_network_imports_as_subtract_unleaked_spike_for_spike() -> None:
+    """snnTorch's default reset (subtract, delayed) with the metadata is subtract_unleaked."""
+    snn, export_to_nir = _import_snntorch()
+    torch.manual_seed(1)
+    lif = [snn.Leaky(beta=torch.full((n,), 0.8125), threshold=torch.ones(n),
+                     reset_mechanism="subtract", init_hidden=True) for n in (24, 10)]
+    net = torch.nn.Sequential(torch.nn.Linear(32, 24), lif[0], torch.nn.Linear(24, 10), lif[1])
+    with torch.no_grad():
+        for m in net:
+            if isinstance(m, torch.nn.Linear):
+                m.weight.mul_(3.0)
+    spikes = _spikes((20, 64, 32), p=0.4, seed=9)  # [T, B, n_in]
+    with torch.no_grad():
+        for m in lif:
+            m.reset_mem()
+        hidden, out = [], []
+        for t in range(spikes.shape[0]):
+            h = net[1](net[0](spikes[t]))
+            hidden.append(h)
+            out.append(net[3](net[2](h)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        graph = export_to_nir(net, torch.zeros(1, 32), ignore_dims=[0])
+    leaky = [n for n in graph.nodes.values() if isinstance(n, nir.LIF)]
+    assert len(leaky) == 2
+    for node in leaky:  # what snnTorch's exporter cannot say, the metadata does
+        node.metadata = {"spikeforge_reset": "subtract_unleaked"}
+    imported = from_nir(graph)
+    assert all(m.params.reset is Reset.SUBTRACT_UNLEAKED
+               for m in imported.snn.layers if isinstance(m, LIF))
+    with torch.no_grad():
+        run = imported.snn.run(spikes)
+    assert torch.stack(hidden).sum() > 0 and torch.stack(out).sum() > 0
+    assert torch.equal(run.spikes[0], torch.stack(hidden))
+    assert torch.equal(run.spikes[1], torch.stack(out))

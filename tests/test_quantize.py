@@ -14,11 +14,11 @@ from spikeforge.qnet import Reset
 from spikeforge.reference import simulate
 
 
-def _snn(shifts=(3, 4)) -> SNN:
+def _snn(shifts=(3, 4), resets=(Reset.SUBTRACT, Reset.ZERO)) -> SNN:
     torch.manual_seed(0)
     beta = beta_from_shifts(shifts)
-    return SNN([Dense(20, 16, bias=True), LIF(beta, 0.5, reset=Reset.SUBTRACT),
-                Dense(16, 12, bias=False), LIF(beta, 0.5, reset=Reset.ZERO),
+    return SNN([Dense(20, 16, bias=True), LIF(beta, 0.5, reset=resets[0]),
+                Dense(16, 12, bias=False), LIF(beta, 0.5, reset=resets[1]),
                 DenseReadout(12, 4, bias=True)])
 
 
@@ -64,6 +64,30 @@ def test_saturation_is_bit_exact() -> None:
     for layer in q.layers:
         layer.membrane_bits = max(layer.membrane_bits - 2, 4)  # force saturation
     _assert_bit_equal(q, x, xt)
+
+
+def test_subtract_unleaked_quantized_forward_equals_the_reference() -> None:
+    """snnTorch's subtraction: QAT forward, export (the layers keep the mode) and reference
+    agree spike for spike, also when the membranes saturate."""
+    model = _snn(shifts=(2,), resets=(Reset.SUBTRACT_UNLEAKED, Reset.SUBTRACT_UNLEAKED))
+    q = QuantSNN.from_float(model, 6)
+    x, xt = _spikes(30, 12, 5)
+    q.calibrate([xt])
+    net = q.to_qnet(timesteps=12)
+    assert [l.reset for l in net.layers] == [Reset.SUBTRACT_UNLEAKED] * 2 + [Reset.NONE]
+    _assert_bit_equal(q, x, xt)
+    for layer in q.layers:
+        layer.membrane_bits = max(layer.membrane_bits - 2, 4)  # force saturation
+    _assert_bit_equal(q, x, xt)
+    # the float model lowers to QNet layers with the same reset
+    from spikeforge.model.lowering import snn_to_qnet
+
+    lowered = snn_to_qnet(model, (20,), weight_bits=6, membrane_bits=16, timesteps=4)
+    assert [l.reset for l in lowered.layers] == [Reset.SUBTRACT_UNLEAKED] * 2 + [Reset.NONE]
+    mlp = LIFMLP([20, 16, 4], leak_shifts=(3, 4), reset=Reset.SUBTRACT_UNLEAKED, bias=True)
+    assert mlp.run(xt.transpose(0, 1)).spikes[0].sum() > 0  # the step loop carries s_prev
+    net = to_qnet(mlp, weight_bits=8, membrane_bits=16, timesteps=12)
+    assert net.layers[0].reset is Reset.SUBTRACT_UNLEAKED
 
 
 def test_calibrated_widths_hold_the_observed_range() -> None:

@@ -67,6 +67,44 @@ def test_if_reset_subtract() -> None:
     assert r.membrane["l1"].tolist() == [[0]]
 
 
+def test_subtract_unleaked_by_hand() -> None:
+    """SPEC §7.4: theta leaves at the next update, unleaked; v is kept at the spike."""
+    net = _net(_layer([[4]], threshold=5, leak=[1], reset=Reset.SUBTRACT_UNLEAKED),
+               timesteps=6)
+    r = simulate(net, _col([1, 1, 1, 1, 1, 1]))
+    # leak(v) = v - (v >> 1); v = sat(leak(v) + I - 5 * s_prev)
+    # t0: 0 + 4                 = 4  → 0
+    # t1: (4 - 2) + 4           = 6  → 1, v stays 6
+    # t2: (6 - 3) + 4 - 5       = 2  → 0
+    # t3: (2 - 1) + 4           = 5  → 1, v stays 5
+    # t4: (5 - 2) + 4 - 5       = 2  → 0
+    # t5: (2 - 1) + 4           = 5  → 1; the final membrane has no pending subtraction
+    assert r.spikes["l1"][0, :, 0].tolist() == [0, 1, 0, 1, 0, 1]
+    assert r.membrane["l1"].tolist() == [[5]]
+    # reset by subtraction (leaked) differs: t1 6 → 1, t2 1 + 4 = 5 → 1, ...
+    sub = simulate(_net(_layer([[4]], threshold=5, leak=[1], reset=Reset.SUBTRACT),
+                        timesteps=6), _col([1] * 6))
+    assert sub.spikes["l1"][0, :, 0].tolist() == [0, 1, 1, 0, 1, 1]
+    # layer_step carries the previous spikes explicitly; None (start of a sample) is 0
+    layer = net.layers[0]
+    v, s = layer_step(layer, np.array([[6]]), np.ones((1, 1), np.uint8), None)
+    assert (v.tolist(), s.tolist()) == ([[7]], [[1]])
+    v, s = layer_step(layer, np.array([[6]]), np.ones((1, 1), np.uint8), np.ones((1, 1)))
+    assert (v.tolist(), s.tolist()) == ([[2]], [[0]])
+
+
+def test_subtract_unleaked_saturates_after_the_subtraction() -> None:
+    net = _net(_layer([[7]], threshold=6, reset=Reset.SUBTRACT_UNLEAKED, wb=4, vb=4),
+               timesteps=3)
+    r = simulate(net, _col([1, 1, 1]))
+    # t0: 0 + 7 = 7 → 1; t1: sat(7 + 7 - 6) = sat(8) = 7 → 1 (saturating first: 7 - 6 = 1); t2: 7
+    assert r.spikes["l1"][0, :, 0].tolist() == [1, 1, 1]
+    assert r.membrane["l1"].tolist() == [[7]]
+    # each sample starts with no pending subtraction
+    two = simulate(net, np.stack([_col([1, 1, 1]), _col([0, 1, 1])]))
+    assert two.spikes["l1"][:, :, 0].tolist() == [[1, 1, 1], [0, 1, 1]]
+
+
 def test_leak_one_shift() -> None:
     net = _net(_layer([[4]], threshold=5, leak=[1], reset=Reset.ZERO), timesteps=3)
     r = simulate(net, _col([1, 1, 1]))
