@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEMO_OUT ?= out/demo
 
-.PHONY: setup demo test test-long lint clean
+.PHONY: setup demo test test-long test-build lint clean
 
 setup:
 	@bash scripts/setup.sh
@@ -17,6 +17,9 @@ test: setup
 
 test-long: setup
 	$(PY) -m pytest -q -m slow
+
+test-build: setup
+	$(PY) -m pytest -q -m build
 
 lint: setup
 	$(PY) -m ruff check .

@@ -210,7 +210,9 @@ def test_cli_board_run_sim(tmp_path, capsys):
 
 
 # --- one real build: a few-neuron QNet through yosys, nextpnr and icepack --------------
+# (about 100 s: the `build` suite, `make test-build`, which CI runs after `make test`)
 
+@pytest.mark.build
 def test_build_tiny_icebreaker(tmp_path):
     from spikeforge.boards.flow import ToolError, find_tools
 
