@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from spikeforge.leak import shifts_from_beta
 from spikeforge.qnet import InputSpec, Layer, QNet, Reset, signed_range
 
 from .layers import LIF, Dense, DenseReadout, Dropout
@@ -130,23 +131,6 @@ def quantize_dense(layer: FloatDense, scale: float, *, weight_bits: int,
                  weights=w, threshold=theta, membrane_bits=membrane_bits,
                  leak_shifts=layer.leak_shifts,
                  reset=layer.reset if layer.fire else Reset.NONE, fire=layer.fire, bias=b)
-
-
-def shifts_from_beta(beta: float, max_shift: int = 16) -> tuple[int, ...]:
-    """The leak shifts whose ``1 - sum(2^-k)`` equals ``beta`` exactly.
-
-    Raises ValueError when no set of shifts up to ``max_shift`` gives ``beta``
-    (a float leak such as 0.8187 has no hardware equivalent).
-    """
-    rest, shifts = 1.0 - float(beta), []
-    for k in range(1, max_shift + 1):
-        if rest >= 2.0**-k:
-            rest -= 2.0**-k
-            shifts.append(k)
-    if rest != 0.0:
-        raise ValueError(f"beta {beta!r} is not 1 - sum(2^-k) for shifts up to {max_shift}; "
-                         "a QNet needs a hardware leak")
-    return tuple(shifts)
 
 
 def float_layers(model: LIFMLP | SNN) -> list[FloatDense]:

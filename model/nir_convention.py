@@ -21,14 +21,16 @@ default, 1e-4, is snnTorch's (it exports ``tau = dt / (1 - beta)`` and
 NIR fires on ``v > v_threshold``, spikeforge on ``v >= theta``. Thresholds
 cross the boundary moved by one float32 step (:func:`threshold_to_nir`,
 :func:`threshold_from_nir`), so both comparisons agree exactly in float32.
+
+The leak factor becomes hardware leak shifts by the one rule of
+:mod:`spikeforge.leak` (:func:`leak_shifts_for`, :func:`nearest_leak`, re-exported here).
 """
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 
+from spikeforge.leak import leak_shifts_for, nearest_leak
 from spikeforge.qnet import SPIKING_RESETS, Reset
 
 __all__ = [
@@ -139,45 +141,3 @@ def threshold_from_nir(v_threshold: float) -> float:
     """
     t = np.float32(v_threshold)
     return float(np.nextafter(t, np.float32(np.inf)))
-
-
-def leak_shifts_for(beta: float, *, tolerance: float = 1e-5, max_shift: int = 15,
-                    max_terms: int = 4) -> tuple[int, ...] | None:
-    """Hardware leak shifts ``k`` with ``1 - sum(2^-k)`` within ``tolerance`` of ``beta``.
-
-    Parameters
-    ----------
-    beta : float
-        Leak factor in ``(0, 1]``.
-    tolerance : float
-        Largest accepted ``abs(beta_hw - beta)``.
-    max_shift : int
-        Largest shift considered.
-    max_terms : int
-        Most shifts in the set (each costs the neuron unit a shift and a subtraction).
-
-    Returns
-    -------
-    tuple of int or None
-        The sorted shifts of the nearest hardware leak (fewest shifts among
-        equals; ``()`` for ``beta = 1``), or ``None`` when it is farther than
-        ``tolerance``.
-    """
-    shifts, gap = nearest_leak(beta, max_shift=max_shift, max_terms=max_terms)
-    return shifts if gap <= tolerance else None
-
-
-def nearest_leak(beta: float, *, max_shift: int = 15,
-                 max_terms: int = 4) -> tuple[tuple[int, ...], float]:
-    """The shifts whose leak ``1 - sum(2^-k)`` is nearest ``beta``, and the gap.
-
-    Every set of at most ``max_terms`` distinct shifts in ``1..max_shift`` is
-    tried (about two thousand for the defaults).
-    """
-    best: tuple[tuple[int, ...], float] = ((), abs(1.0 - beta))
-    for n in range(1, max_terms + 1):
-        for combo in itertools.combinations(range(1, max_shift + 1), n):
-            hw = 1.0 - sum(2.0**-k for k in combo)
-            if hw > 0.0 and abs(hw - beta) < best[1]:
-                best = (combo, abs(hw - beta))
-    return best
