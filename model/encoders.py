@@ -29,24 +29,15 @@ time-major input ``[T, B, ...]``:
 
 from __future__ import annotations
 
-import enum
-
 import numpy as np
 import torch
+
+from spikeforge.trainconfig import Encoding  # torch-free, so configs name it
 
 from . import native
 
 __all__ = ["Encoding", "bernoulli_spikes", "direct_input", "encode", "latency_spikes",
            "regular_spikes"]
-
-
-class Encoding(enum.Enum):
-    """How intensities become the network's input."""
-
-    BERNOULLI = "bernoulli"
-    DIRECT = "direct"
-    LATENCY = "latency"
-    REGULAR = "regular"
 
 
 def _check(x: torch.Tensor, timesteps: int) -> None:

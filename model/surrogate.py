@@ -9,22 +9,13 @@ backward pass replaces it with a smooth pseudo-derivative ``g(x)`` chosen by
 
 from __future__ import annotations
 
-import enum
 import math
 
 import torch
 
+from spikeforge.trainconfig import Surrogate  # torch-free, so configs name it
+
 __all__ = ["DEFAULT_SCALE", "SpikeFunction", "Surrogate", "spike", "surrogate_grad"]
-
-
-class Surrogate(enum.Enum):
-    """Pseudo-derivative of the spike step used in the backward pass."""
-
-    EXPONENTIAL = "exponential"
-    PIECEWISE_LINEAR = "piecewise_linear"
-    FAST_SIGMOID = "fast_sigmoid"
-    ARCTAN = "arctan"
-    STRAIGHT_THROUGH = "straight_through"
 
 
 #: Scale used when none is given, per surrogate (the values of the cited papers).
