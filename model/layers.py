@@ -10,13 +10,12 @@ batch, so a layer is one large matrix product over all ``T`` steps rather than
 
 from __future__ import annotations
 
-import enum
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from spikeforge.qnet import Reset
+from spikeforge.trainconfig import PoolKind  # torch-free, so configs name it
 
 from .events import event_linear
 from .kernels import lif_sequence
@@ -99,13 +98,6 @@ class BatchNorm(nn.modules.batchnorm._BatchNorm):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return _per_step(super().forward, x)
-
-
-class PoolKind(enum.Enum):
-    """Pooling of spikes or currents."""
-
-    AVERAGE = "average"
-    SUM = "sum"
 
 
 class Pool2d(nn.Module):
