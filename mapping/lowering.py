@@ -6,6 +6,9 @@ flattens ``[C, H, W]``). Output neurons are flattened either the same way
 (:attr:`Flatten.HWC`, the default): then a contiguous range of neurons -- what
 a tile holds -- is a band of output rows with all their channels, whose
 receptive field is a narrow band of the input, so it needs few axons.
+
+:func:`neuron_permutation` is the one definition of both numberings; the SNN
+lowering (:mod:`spikeforge.model.lowering`) lowers its convolutions here too.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import enum
 
 import numpy as np
 
-__all__ = ["Flatten", "conv2d_output_shape", "conv2d_to_dense"]
+__all__ = ["Flatten", "conv2d_output_shape", "conv2d_to_dense", "neuron_permutation"]
 
 
 class Flatten(enum.Enum):
@@ -22,6 +25,22 @@ class Flatten(enum.Enum):
 
     CHW = "chw"  # channel-major, like torch's flatten of [C, H, W]
     HWC = "hwc"  # position-major: a neuron range is a band of rows, all channels
+
+
+def neuron_permutation(shape: tuple[int, int, int], order: Flatten) -> np.ndarray:
+    """Neuron ``a`` of ``order`` is neuron ``perm[a]`` of the channel-major numbering.
+
+    The one definition of a ``[C, H, W]`` layer's neuron numbering: ``CHW`` is the
+    identity, ``HWC`` numbers ``(y * W + x) * C + c``. Rows of a channel-major
+    matrix go to ``order`` by ``m[perm]``, columns by ``m[:, perm]``.
+    """
+    if not isinstance(order, Flatten):
+        raise ValueError(f"order must be a Flatten, not {order!r}")
+    c, h, w = (int(n) for n in shape)
+    idx = np.arange(c * h * w)
+    if order is Flatten.CHW:
+        return idx
+    return idx.reshape(c, h, w).transpose(1, 2, 0).ravel()
 
 
 def conv2d_output_shape(in_shape: tuple[int, int, int], kernel: int, stride: int = 1,
@@ -65,7 +84,7 @@ def conv2d_to_dense(weights: np.ndarray, in_shape: tuple[int, int, int], stride:
     c_out, c_in, k, _ = w.shape
     _, h, wd = in_shape
     _, ho, wo = conv2d_output_shape(in_shape, k, stride, padding, c_out)
-    dense = np.zeros((ho, wo, c_out, c_in, h, wd), dtype=w.dtype)
+    dense = np.zeros((c_out, ho, wo, c_in, h, wd), dtype=w.dtype)  # channel-major rows
     for y in range(ho):
         for x in range(wo):
             for dy in range(k):
@@ -75,7 +94,6 @@ def conv2d_to_dense(weights: np.ndarray, in_shape: tuple[int, int, int], stride:
                 for dx in range(k):
                     ix = x * stride + dx - padding
                     if 0 <= ix < wd:
-                        dense[y, x, :, :, iy, ix] = w[:, :, dy, dx]
-    if order is Flatten.CHW:
-        dense = dense.transpose(2, 0, 1, 3, 4, 5)
-    return np.ascontiguousarray(dense).reshape(c_out * ho * wo, c_in * h * wd)
+                        dense[:, y, x, :, iy, ix] = w[:, :, dy, dx]
+    dense = dense.reshape(c_out * ho * wo, c_in * h * wd)
+    return np.ascontiguousarray(dense[neuron_permutation((c_out, ho, wo), order)])

@@ -16,12 +16,18 @@ when ``v >= ceil(s)``, so a float membrane that lands exactly on its
 threshold (as with the small weights of hand-made graphs) is compared the same
 way in both.
 
-The neurons of a convolution's layer are numbered position-major (``(y, x, c)``,
-the channels of one position together; the next layer's columns follow), not
-in PyTorch's channel-major order: a contiguous range of neurons -- what one
-neuron tile of the hardware holds -- then covers a small patch of the image and
-reads a small receptive field, so its weight memory is shallow (``neuron_order
-= "channel"`` keeps PyTorch's order). ``meta["neuron_order"]`` records it.
+A ``Conv2d`` becomes its matrix by
+:func:`spikeforge.mapping.lowering.conv2d_to_dense` (the one conv lowering, also
+used by ANN conversion and the mapper); other stateless layers by their effect
+on unit vectors. The neurons of a convolution's layer are numbered
+position-major (``(y, x, c)``, the channels of one position together; the next
+layer's columns follow), not in PyTorch's channel-major order: a contiguous
+range of neurons -- what one neuron tile of the hardware holds -- then covers a
+small patch of the image and reads a small receptive field, so its weight
+memory is shallow (``neuron_order = "channel"`` keeps PyTorch's order). The
+numbering is :func:`spikeforge.mapping.lowering.neuron_permutation`
+(``"position"`` is ``Flatten.HWC``, ``"channel"`` ``Flatten.CHW``);
+``meta["neuron_order"]`` records it.
 
 A :class:`~spikeforge.model.backres.BackRes` block is unrolled
 (:func:`backres_to_qnet`): its ``n`` steps become ``n`` consecutive QNet
@@ -41,6 +47,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from spikeforge.leak import leak_shifts_for, nearest_leak
+from spikeforge.mapping.lowering import Flatten as Order
+from spikeforge.mapping.lowering import conv2d_output_shape, conv2d_to_dense, neuron_permutation
 from spikeforge.qnet import QNet, Reset
 
 from .backres import BackRes
@@ -49,7 +58,6 @@ from .hybrid import ReLU
 from .layers import LIF, Conv2d, Dense, DenseReadout, Dropout, Flatten, Pool2d, SpikeCountReadout
 from .mlp import LIFMLP
 from .network import SNN
-from .nir_convention import leak_shifts_for, nearest_leak
 
 __all__ = ["LoweringError", "backres_to_qnet", "dense_equivalent", "snn_to_qnet"]
 
@@ -88,30 +96,64 @@ def dense_equivalent(
     out_shape : tuple of int
         Per-sample output shape.
     """
-    n_in = int(np.prod(input_shape))
-    run = [copy.deepcopy(m).double() for m in modules]
+    shape = tuple(int(n) for n in input_shape)
+    weight: np.ndarray | None = None
+    bias = np.zeros(int(np.prod(shape)))
+    for m in modules:
+        mw, mb, shape = _module_matrix(m, shape)
+        weight = mw if weight is None else mw @ weight
+        bias = mw @ bias + mb
+    if weight is None:
+        weight = np.eye(bias.size)
+    return weight, bias, shape
+
+
+def _module_matrix(m: nn.Module, shape: tuple[int, ...]
+                   ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """One stateless layer as ``(weight, bias, out_shape)``, channel-major, float64."""
+    if (isinstance(m, nn.Conv2d) and len(shape) == 3 and m.groups == 1
+            and m.dilation == (1, 1) and m.padding_mode == "zeros"
+            and isinstance(m.padding, tuple) and m.padding[0] == m.padding[1]
+            and m.kernel_size[0] == m.kernel_size[1] and m.stride[0] == m.stride[1]):
+        w = m.weight.detach().double().cpu().numpy()
+        out = conv2d_output_shape(shape, m.kernel_size[0], m.stride[0], m.padding[0],
+                                  m.out_channels)
+        mat = conv2d_to_dense(w, shape, stride=m.stride[0], padding=m.padding[0],
+                              order=Order.CHW)
+        b = (np.repeat(m.bias.detach().double().cpu().numpy(), out[1] * out[2])
+             if m.bias is not None else np.zeros(mat.shape[0]))
+        return mat, b, out
+    # any other linear layer: its effect on zero and on the unit vectors
+    n_in = int(np.prod(shape))
+    mod = copy.deepcopy(m).double()
 
     def apply(x: torch.Tensor) -> torch.Tensor:
-        for m in run:
-            if isinstance(m, DenseReadout):
-                x = nn.functional.linear(x, m.weight, m.bias)
-            else:
-                x = m(x)
-        return x
+        if isinstance(mod, DenseReadout):
+            return nn.functional.linear(x, mod.weight, mod.bias)
+        return mod(x)
 
     with torch.no_grad():
-        zero = apply(torch.zeros(1, 1, *input_shape, dtype=torch.float64))
-        unit = torch.eye(n_in, dtype=torch.float64).reshape(1, n_in, *input_shape)
-        out = apply(unit)
-    bias = zero.reshape(-1).numpy()
-    weight = (out.reshape(n_in, -1) - zero.reshape(1, -1)).numpy().T.copy()
+        zero = apply(torch.zeros(1, 1, *shape, dtype=torch.float64))
+        out = apply(torch.eye(n_in, dtype=torch.float64).reshape(1, n_in, *shape))
+    bias = zero.reshape(-1).cpu().numpy().copy()
+    weight = (out.reshape(n_in, -1) - zero.reshape(1, -1)).cpu().numpy().T.copy()
     return weight, bias, tuple(zero.shape[2:])
+
+
+def _order(neuron_order: str | Order) -> Order:
+    """``"position"`` (or ``Flatten.HWC``) and ``"channel"`` (or ``Flatten.CHW``) as a Flatten."""
+    if isinstance(neuron_order, Order):
+        return neuron_order
+    named = {"position": Order.HWC, "channel": Order.CHW}
+    if neuron_order not in named:
+        raise ValueError(f"neuron_order must be 'position' or 'channel', not {neuron_order!r}")
+    return named[neuron_order]
 
 
 def snn_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int, membrane_bits: int,
                 timesteps: int, name: str = "snn", leak_tolerance: float = 1e-5,
                 layer_names: Sequence[str] | None = None,
-                neuron_order: str = "position") -> QNet:
+                neuron_order: str | Order = "position") -> QNet:
     """Quantize a float :class:`SNN` into a QNet of dense layers.
 
     Parameters
@@ -136,9 +178,10 @@ def snn_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int, membr
     layer_names : sequence of str, optional
         A name for each layer of ``snn`` used in error messages and recorded in
         ``meta["source_layers"]`` (default: ``"index:Type"``).
-    neuron_order : {"position", "channel"}
+    neuron_order : {"position", "channel"} or spikeforge.mapping.lowering.Flatten
         Numbering of a hidden layer with a ``[C, H, W]`` output: ``(y, x, c)``
-        (default) or ``(c, y, x)`` as PyTorch flattens it.
+        (default, ``Flatten.HWC``) or ``(c, y, x)`` as PyTorch flattens it
+        (``Flatten.CHW``); see :func:`~spikeforge.mapping.lowering.neuron_permutation`.
 
     Returns
     -------
@@ -151,8 +194,7 @@ def snn_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int, membr
     LoweringError
         Naming the first layer a QNet cannot express, and why.
     """
-    if neuron_order not in ("position", "channel"):
-        raise ValueError(f"neuron_order must be 'position' or 'channel', not {neuron_order!r}")
+    order_kind = _order(neuron_order)
     if any(isinstance(m, BackRes) for m in snn.layers):
         return backres_to_qnet(snn, input_shape, weight_bits=weight_bits,
                                membrane_bits=membrane_bits, timesteps=timesteps, name=name,
@@ -202,10 +244,10 @@ def snn_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int, membr
         raise LoweringError(names[-1] if names else "snn", "SNN", "the network has no layer")
 
     order: dict[int, list[int]] = {}
-    if neuron_order == "position":
+    if order_kind is not Order.CHW:
         for l in range(len(weights) - 1):  # hidden layers; the last one's are the classes
             if len(shapes[l]) == 3:
-                perm = _yxc(shapes[l])
+                perm = neuron_permutation(shapes[l], order_kind)
                 weights[l], biases[l] = weights[l][perm], biases[l][perm]
                 weights[l + 1] = weights[l + 1][:, perm]
                 order[l] = list(shapes[l])
@@ -280,7 +322,7 @@ _RELU_REASON = ("ReLU neurons send real values and a QNet layer reads spikes (0/
 def backres_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int,
                     membrane_bits: int, timesteps: int, name: str = "snn",
                     leak_tolerance: float = 1e-5, layer_names: Sequence[str] | None = None,
-                    neuron_order: str = "position") -> QNet:
+                    neuron_order: str | Order = "position") -> QNet:
     """Quantize an SNN with weight-shared layers (BackRes blocks) into a QNet of dense layers.
 
     A :class:`~spikeforge.model.backres.BackRes` block of ``n`` steps is
@@ -391,18 +433,15 @@ def _layer_names(mods: list[nn.Module], layer_names: Sequence[str] | None) -> li
     return names
 
 
-def _yxc(shape: Sequence[int]) -> np.ndarray:
-    """``perm`` with neuron ``a`` of the position-major numbering = channel-major ``perm[a]``."""
-    c, h, w = (int(n) for n in shape)
-    return np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).ravel()
-
-
 def _orders(q: QNet, l: int) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Position-major permutations of layer ``l``'s rows and columns (None: channel-major)."""
     order = q.meta.get("neuron_order", {})
     rows = order.get(q.layers[l].name)
     cols = order.get(q.layers[l - 1].name) if l > 0 else None
-    return (_yxc(rows["shape"]) if rows else None, _yxc(cols["shape"]) if cols else None)
+    def perm(rec: dict | None) -> np.ndarray | None:
+        return neuron_permutation(rec["shape"], Order.HWC) if rec else None
+
+    return perm(rows), perm(cols)
 
 
 def _canonical(q: QNet, l: int) -> tuple[np.ndarray, np.ndarray]:
