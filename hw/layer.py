@@ -24,8 +24,9 @@ from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from spikeforge.contracts import COUNTERS
 from spikeforge.hw.crossbar import Crossbar
-from spikeforge.hw.events import EventKind, event_stream
+from spikeforge.hw.events import EventKind, event_stream, event_value
 from spikeforge.hw.layout import LayerLayout, default_layer_layout
 from spikeforge.hw.neuron import NeuronLane
 from spikeforge.hw.params import LayerParams
@@ -33,11 +34,12 @@ from spikeforge.hw.trees import lowest_set_tree
 
 __all__ = ["COUNTER_NAMES", "DenseLayer", "counter_layout"]
 
-COUNTER_NAMES = ("synaptic_events", "neuron_updates", "weight_reads", "spikes_out")
+COUNTER_NAMES = COUNTERS  # spikeforge.contracts: the one definition (this name is kept)
 
 
 def counter_layout(bits: int) -> data.StructLayout:
-    return data.StructLayout({name: unsigned(bits) for name in COUNTER_NAMES})
+    """The counter probe: every counter of :data:`spikeforge.contracts.COUNTERS`, in order."""
+    return data.StructLayout({name: unsigned(bits) for name in COUNTERS})
 
 
 def _line_words(layout: LayerLayout) -> list[int]:
@@ -116,7 +118,8 @@ class DenseLayer(wiring.Component):
         # --- line table and chunk tiles -------------------------------------------------
         fields = lay.line_fields()
         m.submodules.lines = lmem = memory.Memory(shape=unsigned(lay.line_word_bits),
-                                                  depth=max(2, p.n_in), init=_line_words(lay))
+                                                  depth=lay.line_table_depth,
+                                                  init=_line_words(lay))
         lrd = lmem.read_port(domain="sync")
         looked = Signal()  # the line table answers this cycle for the spike taken last cycle
         is_spike = self.i.payload.kind == EventKind.SPIKE
@@ -218,7 +221,8 @@ class DenseLayer(wiring.Component):
         # evaluates it at time 0 (an `always @*` block would stay X there).
         has_spike, lowest = lowest_set_tree(m, pending, p.out_index_bits, name="emit")
         kind = Mux(has_spike, EventKind.SPIKE.value, EventKind.STEP_END.value)
-        m.d.comb += [self.o.valid.eq(emitting), self.o.payload.eq(Cat(kind[:1], lowest))]
+        m.d.comb += [self.o.valid.eq(emitting),
+                     self.o.payload.eq(event_value(kind, lowest, p.out_index_bits))]
         sent = self.o.valid & self.o.ready
 
         clear_acc = Signal()
@@ -231,7 +235,7 @@ class DenseLayer(wiring.Component):
             m.d.sync += [pending.eq(0), emitting.eq(0), upd.eq(0), c.eq(0)]
             if self._mirror:
                 m.d.sync += [self.membrane[j].eq(0) for j in range(p.n_out)]
-            m.d.sync += [getattr(cnt, name).eq(0) for name in COUNTER_NAMES]
+            m.d.sync += [getattr(cnt, name).eq(0) for name in COUNTERS]
         with m.Else():
             m.d.sync += [
                 cnt.synaptic_events.eq((cnt.synaptic_events + n_syn)[:cb]),

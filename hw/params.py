@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from spikeforge.contracts import counter_bits
 from spikeforge.qnet import RESET_RULES, Layer, QNet, Reset, ResetRule, bits_for_signed
 
 __all__ = ["LayerParams", "NetworkParams", "current_bits", "index_bits"]
@@ -111,7 +112,7 @@ class LayerParams:
     @property
     def counter_bits(self) -> int:
         """Counter width from the largest count a sample can reach (synaptic events)."""
-        return _count_bits(self.timesteps * self.n_in * self.n_out)
+        return counter_bits(self.timesteps, self.n_in, self.n_out)
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,11 @@ class NetworkParams:
             per_step += self.qnet.n_in + 4
         return _count_bits(self.timesteps * per_step * 4 + self.qnet.n_in) + 1
 
+    def memories(self):
+        """Every memory the generator builds (``HardwareLayout.memories``: the one
+        resource model, with the encoder's pixels when there is one)."""
+        return self.layout.memories(self.qnet, encoder=self.encoder)
+
     def layer_memories(self) -> list[dict[str, int]]:
         """Per layer: bits of its weight, membrane and line-table memories."""
         return [lay.memory_bits(p.weight_bits, p.neuron_word_bits)
@@ -160,7 +166,8 @@ class NetworkParams:
 
     @property
     def memory_bits(self) -> int:
-        return sum(sum(d.values()) for d in self.layer_memories())
+        """Bits of every memory (:meth:`memories`), the encoder's pixels included."""
+        return sum(m.bits for m in self.memories())
 
     @property
     def max_cycles_per_sample(self) -> int:
@@ -210,7 +217,8 @@ class NetworkParams:
                 }
                 for p, lay, mem in zip(self.layers, self.layout.layers, self.layer_memories())
             ],
-            "memory_bits": self.memory_bits + (8 * self.qnet.n_in if self.encoder else 0),
+            "memory_bits": self.memory_bits,
+            "memories": [m.to_dict() for m in self.memories()],
             "encoder": "xorshift32 rate encoder, 8-bit pixels" if self.encoder else None,
             "multipliers": 0,
             "max_cycles_per_sample": self.max_cycles_per_sample,

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from spikeforge.contracts import COUNTERS
 from spikeforge.qnet import RESET_RULES, AtSpike, Layer, QNet
 
 __all__ = ["COUNTERS", "RefResult", "layer_step", "predict", "simulate"]
 
-COUNTERS = ("synaptic_events", "neuron_updates", "weight_reads", "spikes_out")
 
 
 @dataclass
