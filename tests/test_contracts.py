@@ -189,7 +189,7 @@ def test_board_frame_decodes_the_counters_it_lists():
 # ----------------------------------------------------------------------------- resources
 
 
-def _dense_net(seed=1) -> QNet:
+def _dense_net(seed=1, zero_every: int = 0) -> QNet:
     """A net without zero weights (every layout visits the same synapses) whose first
     layer's weights (16 KB) are above the energy model's smallest SRAM (8 KB)."""
     rng = np.random.default_rng(seed)
@@ -199,6 +199,8 @@ def _dense_net(seed=1) -> QNet:
         fire = i < len(sizes) - 2
         w = rng.integers(-100, 100, size=(b, a))
         w[w == 0] = 1
+        if zero_every:  # all-zero rows (input lines), which no layout keeps
+            w[:, ::zero_every] = 0
         layers.append(Layer(name=f"fc{i + 1}", n_in=a, n_out=b, weight_bits=8, weights=w,
                             threshold=300, membrane_bits=16, leak_shifts=(3,),
                             reset=Reset.SUBTRACT if fire else Reset.NONE, fire=fire))
@@ -248,6 +250,22 @@ def test_one_resource_model_for_hw_json_fits_dse_and_energy(seed, encoder, monke
     ref = simulate(net, x, layout.visits())
     want = energy_report(net, ref.counters, source="reference simulator", layout=layout)
     assert point.values["energy_hw_pj"] == pytest.approx(want["hardware_pj"], rel=1e-12)
+
+
+def test_mapper_tiles_report_the_weight_memories_of_the_layout_built():
+    from spikeforge.hw.layout import layout_from_document
+    from spikeforge.mapping.flow import mapping_yaml
+
+    net = _dense_net(zero_every=7)  # the mapper leaves zero rows out, as the layout does
+    hw = hardware_from_dict({"name": "t", "mesh": {"rows": 6, "cols": 6},
+                             "tile": {"axons": 64, "neurons": 16,
+                                      "synapse_memory_bits": 64 * 16 * 8, "neuron_lanes": 4}})
+    st = run_mapping(net, hw, random_spikes(0, net, 4), MapOptions())
+    doc = mapping_yaml(st)
+    layout = layout_from_document(doc, net)
+    for layer, lay in zip(net.layers, layout.layers):
+        tiles = sum(t["memory_bits"] for t in doc["tiles"] if t["layer"] == layer.name)
+        assert tiles == lay.memory_bits(layer.weight_bits, layer.membrane_bits)["weights"]
 
 
 @pytest.mark.parametrize("seed", [2, 4])
