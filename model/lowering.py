@@ -6,12 +6,12 @@ weights unrolled"). Every run of stateless layers between two neuron layers
 inference) is linear in its input spikes, so it is one dense layer: its
 weights are the run applied to the unit vectors, its bias the run applied to
 zero (computed in float64). Each layer's weights and bias are then divided by
-its threshold (the same spikes with threshold 1), the layers are put in a
-:class:`~spikeforge.model.mlp.LIFMLP` and quantized by
-:func:`~spikeforge.model.export.to_qnet`; the per-layer leak, the reset and a
-spiking last layer (read out by spike count, SPEC.md §3) are then set on its
-layers. A spiking layer of scale ``s`` gets the integer threshold ``ceil(s)``
-(where ``to_qnet`` rounds): an integer membrane ``v`` reaches ``s`` exactly
+its threshold (the same spikes with threshold 1) and each layer is quantized
+by :func:`~spikeforge.model.export.quantize_dense` with its own scale (its
+float32 weights, the per-layer leak and reset; a spiking last layer is read
+out by spike count, SPEC.md §3). A spiking layer of scale ``s`` gets the
+integer threshold ``ceil(s)`` (where ``quantize_dense`` rounds a threshold):
+an integer membrane ``v`` reaches ``s`` exactly
 when ``v >= ceil(s)``, so a float membrane that lands exactly on its
 threshold (as with the small weights of hand-made graphs) is compared the same
 way in both.
@@ -50,13 +50,12 @@ from torch import nn
 from spikeforge.leak import leak_shifts_for, nearest_leak
 from spikeforge.mapping.lowering import Flatten as Order
 from spikeforge.mapping.lowering import conv2d_output_shape, conv2d_to_dense, neuron_permutation
-from spikeforge.qnet import QNet, Reset
+from spikeforge.qnet import InputSpec, QNet
 
 from .backres import BackRes
-from .export import _check_fits, to_qnet
+from .export import FloatDense, _check_fits, quantize_dense, weight_scale
 from .hybrid import ReLU
 from .layers import LIF, Conv2d, Dense, DenseReadout, Dropout, Flatten, Pool2d, SpikeCountReadout
-from .mlp import LIFMLP
 from .network import SNN
 
 __all__ = ["LoweringError", "backres_to_qnet", "dense_equivalent", "snn_to_qnet"]
@@ -186,8 +185,7 @@ def snn_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int, membr
     Returns
     -------
     QNet
-        ``meta`` holds the float scales (from ``to_qnet``) and the source layer
-        behind each QNet layer.
+        ``meta`` holds the float scales and the source layer behind each QNet layer.
 
     Raises
     ------
@@ -274,29 +272,40 @@ def snn_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int, membr
     else:
         ro = shifts[-1]
 
-    sizes = [weights[0].shape[1]] + [w.shape[0] for w in weights]
-    mlp = LIFMLP(sizes, leak_shifts=shifts[0] if shifts else (), readout_leak_shifts=ro,
-                 threshold=1.0, reset=resets[0] if resets else Reset.ZERO, bias=True)
-    with torch.no_grad():
-        for layer, w, b in zip(mlp.layers, weights, biases):
-            layer.weight.copy_(torch.as_tensor(w))
-            layer.bias.copy_(torch.as_tensor(b))
-    q = to_qnet(mlp, weight_bits=weight_bits, membrane_bits=membrane_bits, timesteps=timesteps,
-                name=name, input_shape=tuple(int(n) for n in input_shape))
-    scales = q.meta["scales"]
-    layers = []
-    for l, layer in enumerate(q.layers):
-        bias = layer.bias if layer.bias is not None and np.any(layer.bias) else None
-        if l < len(lifs):
+    # Per-layer quantization (export.quantize_dense) of the float32 weights (the precision
+    # the network trained in): a hidden layer's threshold is 1 after the division above.
+    n_spiking = len(lifs)
+    scales, layers = [], []
+    for l, (w, b) in enumerate(zip(weights, biases)):
+        w32 = np.asarray(w, np.float32).astype(np.float64)
+        b32 = np.asarray(b, np.float32).astype(np.float64)
+        try:
+            scale = weight_scale(w32, weight_bits)
+        except ValueError as e:
+            if "zero weights" not in str(e):
+                raise
+            raise ValueError(f"layer {l} has only zero weights; it cannot be scaled") from None
+        scales.append(float(scale))
+        qname = f"fc{l + 1}"
+        if l < n_spiking:
+            fl = FloatDense(qname, w32, 1.0, shifts[l], resets[l], bias=b32)
+            layer = quantize_dense(fl, scale, weight_bits=weight_bits,
+                                   membrane_bits=membrane_bits)
             # v >= 1 in float is s*v >= s; for the integer v ~ s*v that is v >= ceil(s).
-            theta = max(1, math.ceil(scales[l]))
-            _check_fits(layer.name, np.asarray(layer.weights), layer.biases, theta,
-                        membrane_bits)
-            layer = dataclasses.replace(layer, leak_shifts=shifts[l], reset=resets[l],
-                                        fire=True, threshold=theta, bias=bias)
+            theta = max(1, math.ceil(scale))
+            _check_fits(qname, np.asarray(layer.weights), layer.biases, theta, membrane_bits)
+            layer = dataclasses.replace(layer, threshold=theta)
         else:
-            layer = dataclasses.replace(layer, bias=bias)
+            fl = FloatDense(qname, w32, None, ro, bias=b32)
+            layer = quantize_dense(fl, scale, weight_bits=weight_bits,
+                                   membrane_bits=membrane_bits, check_fits=True)
+        if layer.bias is not None and not np.any(layer.bias):
+            layer = dataclasses.replace(layer, bias=None)
         layers.append(layer)
+    q = QNet(layers=tuple(layers), timesteps=timesteps,
+             input=InputSpec(size=weights[0].shape[1],
+                             shape=tuple(int(n) for n in input_shape)),
+             name=name, meta={"scales": scales})
     meta = dict(q.meta, source_layers=sources)
     if order:
         # hidden layers numbered (y, x, c): neuron (y * W + x) * C + c of a [C, H, W] output

@@ -48,6 +48,7 @@ from .config import (
     Dataset,
     DenseSpec,
     DropoutSpec,
+    ExportConfig,
     FlattenSpec,
     Optimizer,
     PoolSpec,
@@ -72,7 +73,8 @@ from .layers import (
 from .network import SNN
 from .neurons import beta_from_shifts
 
-__all__ = ["build_model", "export_qnet", "load_data", "train_from_config"]
+__all__ = ["build_model", "encode_spikes", "export_qnet", "fit", "load_data", "lower_to_qnet",
+           "predict_spikes", "train_from_config"]
 
 
 def load_data(cfg: TrainRunConfig, source: str = "config"
@@ -385,19 +387,7 @@ def _train(cfg: TrainRunConfig, path: str, outs: _Outputs, resume: bool,
     torch.set_num_threads(cfg.threads)
     retain_freed_memory()
     x_train, y_train, x_test, y_test = load_data(cfg, path)
-    augment = Augment(shift=cfg.data.shift, flip=cfg.data.flip)
-    if augment.active and x_train.ndim != 4:
-        raise SpikeforgeError(f"{path}: data.shift and data.flip need model.input_shape "
-                              f"[C, H, W], not {list(cfg.model.input_shape)}")
-    smoothing = cfg.train.label_smoothing
-
-    def loss_fn(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return nn.functional.cross_entropy(scores, labels, label_smoothing=smoothing)
-
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg)
-    steps = -(-x_train.shape[0] // cfg.train.batch_size)
-    opt, sched = _optimizer(cfg, model, steps)
+    model, opt, sched, augment, loss_fn = _setup(cfg, x_train, path)
     history: list[dict] = []
     start = 0
     cfg_doc = cfg.model_dump(mode="json")
@@ -410,39 +400,19 @@ def _train(cfg: TrainRunConfig, path: str, outs: _Outputs, resume: bool,
         if "config.yaml" not in outs.written:
             outs.text("config.yaml", config_text)
 
-    enc, t_train = cfg.encoding.kind, cfg.encoding.timesteps
+    def after_epoch(epoch: int) -> None:
+        save_config()
+        outs.text("history.json", jsonio.dumps(history, indent=1))
+        if (epoch + 1) % cfg.train.checkpoint_every == 0 or epoch + 1 == cfg.train.epochs:
+            outs.record("checkpoint.pt")
+            save_checkpoint(ckpt_path, config=cfg_doc, epoch=epoch + 1, history=history,
+                            model=model, optimizer=opt, scheduler=sched)
+            outs.written.add("checkpoint.pt")
+
     say = _Reporter(progress)
     with say:
-        for epoch in range(start, cfg.train.epochs):
-            seed = epoch_seed(cfg.seed, epoch)
-            torch.manual_seed(seed)  # dropout masks
-            gen = torch.Generator().manual_seed(seed)
-            t0 = time.perf_counter()
-            task = say.start(f"epoch {epoch + 1}/{cfg.train.epochs}", x_train.shape[0])
-            def on_batch(n: int, loss: float, task=task) -> None:
-                say.advance(task, n, loss)
-
-            res = train_epoch(model, x_train, y_train, encoding=enc, timesteps=t_train,
-                              optimizer=opt, scheduler=sched, batch_size=cfg.train.batch_size,
-                              generator=gen, on_batch=on_batch, loss_fn=loss_fn,
-                              augment=augment)
-            train_s = time.perf_counter() - t0
-            accs = {str(t): evaluate_encoded(model, x_test, y_test, encoding=enc, timesteps=t,
-                                             seed=cfg.seed, batch_size=cfg.eval.batch_size)
-                    for t in cfg.eval.timesteps}
-            history.append({"epoch": epoch + 1, "loss": float(res.loss),
-                            "train_accuracy": float(res.accuracy), "test_accuracy": accs,
-                            "train_seconds": train_s, "lr": float(opt.param_groups[0]["lr"])})
-            say.line(f"epoch {epoch + 1}: loss {res.loss:.4f}  train {100 * res.accuracy:.2f} %  "
-                     + "  ".join(f"test@T={t} {100 * a:.2f} %" for t, a in accs.items())
-                     + f"  ({train_s:.1f} s)")
-            save_config()
-            outs.text("history.json", jsonio.dumps(history, indent=1))
-            if (epoch + 1) % cfg.train.checkpoint_every == 0 or epoch + 1 == cfg.train.epochs:
-                outs.record("checkpoint.pt")
-                save_checkpoint(ckpt_path, config=cfg_doc, epoch=epoch + 1, history=history,
-                                model=model, optimizer=opt, scheduler=sched)
-                outs.written.add("checkpoint.pt")
+        _run_epochs(cfg, model, opt, sched, (x_train, y_train, x_test, y_test), augment,
+                    loss_fn, start, history, say, after_epoch)
     activity = _activity(model, x_test[:cfg.eval.activity_samples], cfg)
     save_config()
     outs.text("activity.json", jsonio.dumps(activity, indent=1))
@@ -462,6 +432,148 @@ def _train(cfg: TrainRunConfig, path: str, outs: _Outputs, resume: bool,
         else:
             say.line(f"QNet {q['path']} (not checked: export.check_samples is 0)")
     return result
+
+
+def _run_epochs(cfg: TrainRunConfig, model: SNN, opt, sched, data, augment: Augment, loss_fn,
+                start: int, history: list[dict], say: _Reporter, after_epoch=None) -> None:
+    """Epochs ``start..train.epochs-1``: train, test at each ``eval.timesteps``, log to
+    ``history``; ``after_epoch(epoch)`` after each (the trainer saves there)."""
+    x_train, y_train, x_test, y_test = data
+    enc, t_train = cfg.encoding.kind, cfg.encoding.timesteps
+    for epoch in range(start, cfg.train.epochs):
+        seed = epoch_seed(cfg.seed, epoch)
+        torch.manual_seed(seed)  # dropout masks
+        gen = torch.Generator().manual_seed(seed)
+        t0 = time.perf_counter()
+        task = say.start(f"epoch {epoch + 1}/{cfg.train.epochs}", x_train.shape[0])
+        def on_batch(n: int, loss: float, task=task) -> None:
+            say.advance(task, n, loss)
+
+        res = train_epoch(model, x_train, y_train, encoding=enc, timesteps=t_train,
+                          optimizer=opt, scheduler=sched, batch_size=cfg.train.batch_size,
+                          generator=gen, on_batch=on_batch, loss_fn=loss_fn,
+                          augment=augment)
+        train_s = time.perf_counter() - t0
+        accs = {str(t): evaluate_encoded(model, x_test, y_test, encoding=enc, timesteps=t,
+                                         seed=cfg.seed, batch_size=cfg.eval.batch_size)
+                for t in cfg.eval.timesteps}
+        history.append({"epoch": epoch + 1, "loss": float(res.loss),
+                        "train_accuracy": float(res.accuracy), "test_accuracy": accs,
+                        "train_seconds": train_s, "lr": float(opt.param_groups[0]["lr"])})
+        say.line(f"epoch {epoch + 1}: loss {res.loss:.4f}  train {100 * res.accuracy:.2f} %  "
+                 + "  ".join(f"test@T={t} {100 * a:.2f} %" for t, a in accs.items())
+                 + f"  ({train_s:.1f} s)")
+        if after_epoch is not None:
+            after_epoch(epoch)
+
+
+def _setup(cfg: TrainRunConfig, x_train: torch.Tensor, source: str):
+    """``(model, optimizer, scheduler, augment, loss_fn)`` of a fresh run (seeded)."""
+    augment = Augment(shift=cfg.data.shift, flip=cfg.data.flip)
+    if augment.active and x_train.ndim != 4:
+        raise SpikeforgeError(f"{source}: data.shift and data.flip need model.input_shape "
+                              f"[C, H, W], not {list(cfg.model.input_shape)}")
+    smoothing = cfg.train.label_smoothing
+
+    def loss_fn(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(scores, labels, label_smoothing=smoothing)
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg)
+    steps = -(-x_train.shape[0] // cfg.train.batch_size)
+    opt, sched = _optimizer(cfg, model, steps)
+    return model, opt, sched, augment, loss_fn
+
+
+def fit(cfg: TrainRunConfig, data, *, progress: bool = False, on_epoch=None,
+        source: str = "config") -> tuple[SNN, list[dict]]:
+    """Build ``cfg``'s :class:`SNN` and train it on ``data`` as ``spikeforge train`` does.
+
+    The same model, optimiser, schedule, augmentation, seeds and per-epoch test
+    as :func:`train_from_config`, without its files (no checkpoint, no
+    ``--out``): what ``spikeforge run`` and the DSE train with.
+
+    Parameters
+    ----------
+    cfg : TrainRunConfig
+        Its ``data`` section only matters through ``data``; ``export`` is unused.
+    data : tuple
+        ``(x_train, y_train, x_test, y_test)`` as :func:`load_data` returns them.
+    progress : bool
+        Show the trainer's progress bar and epoch lines.
+    on_epoch : callable, optional
+        ``on_epoch(record)`` with each epoch's history record.
+    source : str
+        The config file named in error lines.
+
+    Returns
+    -------
+    model, history
+        The trained network (in eval mode) and one record per epoch.
+    """
+    torch.set_num_threads(cfg.threads)
+    model, opt, sched, augment, loss_fn = _setup(cfg, data[0], source)
+    history: list[dict] = []
+    say = _Reporter(progress)
+    with say:
+        _run_epochs(cfg, model, opt, sched, data, augment, loss_fn, 0, history, say,
+                    None if on_epoch is None else (lambda epoch: on_epoch(history[-1])))
+    model.eval()
+    return model, history
+
+
+def encode_spikes(cfg: TrainRunConfig, x: torch.Tensor, *, batch: int = 1024) -> np.ndarray:
+    """``x`` encoded once as ``cfg.encoding`` says, seeded by ``cfg.seed``: uint8 ``[N, T, n]``.
+
+    The spikes a run shows the float model, the QNet reference and the RTL alike
+    (the first ``k`` of them are those :func:`export_qnet` checks with).
+    """
+    from .encoders import encode
+
+    steps = cfg.encoding.timesteps
+    gen = torch.Generator().manual_seed(cfg.seed)
+    chunks = [np.zeros((0, steps, int(np.prod(x.shape[1:]))), np.uint8)]
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            xb = x[i:i + batch]
+            s = encode(cfg.encoding.kind, xb, steps, gen)
+            chunks.append(s.reshape(steps, len(xb), -1).transpose(0, 1).numpy()
+                          .astype(np.uint8))
+    return np.concatenate(chunks)
+
+
+def predict_spikes(model: SNN, spikes: np.ndarray, input_shape, *, batch: int = 256
+                   ) -> np.ndarray:
+    """Class predictions of the float ``model`` for spikes ``[N, T, n]`` (as :func:`encode_spikes`
+    makes them)."""
+    model.eval()
+    shape = tuple(int(n) for n in input_shape)
+    out = [np.zeros(0, np.int64)]
+    with torch.no_grad():
+        for i in range(0, len(spikes), batch):
+            s = torch.from_numpy(np.ascontiguousarray(spikes[i:i + batch])).float()
+            s = s.transpose(0, 1).reshape(s.shape[1], s.shape[0], *shape)
+            out.append(model(s).argmax(dim=1).numpy())
+    return np.concatenate(out)
+
+
+def lower_to_qnet(model: SNN, cfg: TrainRunConfig, *, source: str = "config",
+                  field: str = "export"):
+    """The QNet of a trained ``model`` (batch norms folded) with ``cfg.export``'s widths.
+
+    A network a QNet cannot express raises one :class:`SpikeforgeError` line
+    naming ``source``, ``field`` and the layer.
+    """
+    from .lowering import LoweringError, snn_to_qnet
+
+    e = cfg.export or ExportConfig()
+    model.eval()
+    try:
+        return snn_to_qnet(model.folded(), cfg.model.input_shape, weight_bits=e.weight_bits,
+                           membrane_bits=e.membrane_bits,
+                           timesteps=e.timesteps or cfg.encoding.timesteps, name=cfg.name)
+    except (LoweringError, ValueError) as err:
+        raise SpikeforgeError(f"{source}: field {field}: {err}") from None
 
 
 @contextlib.contextmanager
@@ -521,16 +633,10 @@ def export_qnet(model: SNN, cfg: TrainRunConfig, x_test: torch.Tensor, y_test: t
     from spikeforge.reference import simulate
 
     from .encoders import encode
-    from .lowering import LoweringError, snn_to_qnet
 
     e = cfg.export
     steps = e.timesteps or cfg.encoding.timesteps
-    model.eval()
-    try:
-        net = snn_to_qnet(model.folded(), cfg.model.input_shape, weight_bits=e.weight_bits,
-                          membrane_bits=e.membrane_bits, timesteps=steps, name=cfg.name)
-    except (LoweringError, ValueError) as err:
-        raise SpikeforgeError(f"{config_path}: field export: {err}") from None
+    net = lower_to_qnet(model, cfg, source=config_path)
     n = min(e.check_samples, x_test.shape[0])
     gen = torch.Generator().manual_seed(cfg.seed)
     float_pred, qnet_pred = [], []

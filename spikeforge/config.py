@@ -1,33 +1,48 @@
 """The `spikeforge run` configuration: a YAML file validated by pydantic.
 
-Every error becomes one :class:`ConfigError` line that names the file and the
-field (``model.hidden.0``), never a traceback.
+Its ``data``, ``encoding``, ``model``, ``train`` (and optional ``eval``)
+sections are the trainer's (:mod:`spikeforge.trainconfig`, docs/TRAINING.md):
+any offline data set, class count and layer list ``spikeforge train`` takes.
+``quantize`` and ``rtl`` say how the trained network becomes a QNet and how
+much of the test set runs through the Verilog. Every error becomes one
+:class:`ConfigError` line that names the file and the field
+(``model.layers.0.dense``), never a traceback.
 """
 
 from __future__ import annotations
 
-import enum
 import math
 import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError
 
-from spikeforge.configbase import StrictModel, validation_error
+from spikeforge.configbase import StrictModel
+from spikeforge.datasets import DATASET_SIZES
 from spikeforge.errors import ConfigError
+from spikeforge.trainconfig import (
+    MAX_SAMPLES,
+    MAX_SEED,
+    MAX_TIMESTEPS,
+    DataConfig,
+    DenseSpec,
+    Encoding,
+    EncodingConfig,
+    EvalConfig,
+    ExportConfig,
+    ModelConfig,
+    TrainConfig,
+    TrainRunConfig,
+    _config_error,
+    _SizeError,
+    model_sizes,
+)
 from spikeforge.yamlio import read_yaml
 
 __all__ = ["MAX_SEED", "MAX_TIMESTEPS", "RunConfig", "check_sizes", "load_config",
-           "read_yaml"]
+           "read_yaml", "train_config"]
 # read_yaml: from spikeforge.yamlio
-
-MAX_SEED = 2**64 - 1  # seeds are 0..2^64-1 everywhere (numpy and torch take them all)
-MAX_TIMESTEPS = 1000
-DIGITS_SAMPLES = 1797  # scikit-learn's digits
-DIGITS_CLASSES = 10
-# the rate-coded training set (copies x T x 1797 x 64 bytes, then float32 in torch)
-MAX_COPIES_X_TIMESTEPS = 4096
 
 
 class _Strict(StrictModel):
@@ -40,74 +55,7 @@ def _int(lo: int, hi: int):
     return Annotated[int, Field(strict=True, ge=lo, le=hi)]
 
 
-Bool = Annotated[bool, Field(strict=True)]
 Seed = _int(0, MAX_SEED)
-Float = Annotated[float, Field(strict=True, allow_inf_nan=False)]
-
-
-class ResetMode(enum.Enum):
-    ZERO = "zero"
-    SUBTRACT = "subtract"
-
-
-class SurrogateKind(enum.Enum):
-    EXPONENTIAL = "exponential"
-    PIECEWISE_LINEAR = "piecewise_linear"
-    FAST_SIGMOID = "fast_sigmoid"
-    ARCTAN = "arctan"
-    STRAIGHT_THROUGH = "straight_through"
-
-
-class DataConfig(_Strict):
-    dataset: Literal["digits"] = "digits"
-    test_fraction: Annotated[Float, Field(gt=0.0, lt=1.0)] = 0.2
-
-    @field_validator("test_fraction")
-    @classmethod
-    def _both_sets_hold_every_class(cls, v: float) -> float:
-        # scikit-learn's stratified split needs at least one sample of each class on each side
-        n_test = math.ceil(DIGITS_SAMPLES * v)
-        if n_test < DIGITS_CLASSES or DIGITS_SAMPLES - n_test < DIGITS_CLASSES:
-            raise ValueError(f"leaves {n_test} of the {DIGITS_SAMPLES} digits for testing; "
-                             f"each side needs at least {DIGITS_CLASSES} (one per class)")
-        return v
-
-
-class EncodingConfig(_Strict):
-    kind: Literal["bernoulli"] = "bernoulli"
-    timesteps: _int(1, MAX_TIMESTEPS) = 6
-
-
-LeakShift = _int(1, 30)
-
-
-class ModelConfig(_Strict):
-    hidden: Annotated[list[_int(1, 4096)], Field(min_length=1, max_length=16)] = [128]
-    leak_shifts: list[LeakShift] = [3, 4]
-    readout_leak_shifts: list[LeakShift] = []
-    threshold: Annotated[Float, Field(gt=0.0, le=1e6)] = 1.0
-    reset: ResetMode = ResetMode.ZERO
-    surrogate: SurrogateKind = SurrogateKind.FAST_SIGMOID
-    surrogate_scale: Annotated[Float, Field(gt=0.0, le=1e6)] | None = None  # None: its own
-    bias: Bool = False
-
-    @field_validator("leak_shifts", "readout_leak_shifts")
-    @classmethod
-    def _distinct(cls, v: list[int]) -> list[int]:
-        if len(set(v)) != len(v):
-            raise ValueError("leak shifts must be distinct")
-        if sum(2.0**-k for k in v) >= 1.0:
-            raise ValueError("the shifts remove the whole membrane (beta <= 0)")
-        return v
-
-
-class TrainConfig(_Strict):
-    epochs: _int(1, 10000) = 8
-    batch_size: _int(1, 65536) = 64
-    lr: Annotated[Float, Field(gt=0.0, le=1.0)] = 3e-3
-    # independent Bernoulli draws of every training sample (augmentation)
-    copies: _int(1, 64) = 4
-    threads: _int(1, 256) = 1  # small matrices: 1 is fastest here
 
 
 class QuantConfig(_Strict):
@@ -119,19 +67,36 @@ class RtlConfig(_Strict):
     simulator: Literal["icarus", "verilator"] = "icarus"
     # cocotb: Python drives every cycle (stalls possible); fast: plain-Verilog testbench
     mode: Literal["cocotb", "fast"] = "cocotb"
-    samples: _int(1, DIGITS_SAMPLES) | Literal["all"] = "all"  # at most the test set
+    samples: _int(1, MAX_SAMPLES) | Literal["all"] = "all"  # at most the test set
     stall_seed: Seed | None = None
 
 
 class RunConfig(_Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=64)] = "digits"
     seed: Seed = 0
+    threads: _int(1, 256) = 1  # torch threads (small matrices: 1 is fastest)
+    # the trainer's sections (spikeforge.trainconfig, docs/TRAINING.md)
     data: DataConfig = DataConfig()
     encoding: EncodingConfig = EncodingConfig()
-    model: ModelConfig = ModelConfig()
+    model: ModelConfig
     train: TrainConfig = TrainConfig()
+    eval: EvalConfig | None = None  # None: test accuracy at encoding.timesteps
     quantize: QuantConfig = QuantConfig()
     rtl: RtlConfig = RtlConfig()
+
+
+def train_config(cfg: RunConfig) -> TrainRunConfig:
+    """The training config of a run: its trainer sections, exported as ``quantize`` says.
+
+    ``export.check_samples`` is 0: the run checks the QNet itself, on the spikes
+    it also sends through the RTL.
+    """
+    ev = cfg.eval or EvalConfig(timesteps=[cfg.encoding.timesteps])
+    return TrainRunConfig(name=cfg.name, seed=cfg.seed, threads=cfg.threads, data=cfg.data,
+                          encoding=cfg.encoding, model=cfg.model, train=cfg.train, eval=ev,
+                          export=ExportConfig(weight_bits=cfg.quantize.weight_bits,
+                                              membrane_bits=cfg.quantize.membrane_bits,
+                                              check_samples=0))
 
 
 def load_config(path: str | os.PathLike[str]) -> RunConfig:
@@ -145,7 +110,7 @@ def load_config(path: str | os.PathLike[str]) -> RunConfig:
     try:
         cfg = RunConfig.model_validate(doc)
     except ValidationError as e:
-        raise validation_error(str(p), e) from None
+        raise _config_error(str(p), e) from None
     bad = check_sizes(cfg)
     if bad is not None:
         raise ConfigError(str(p), *bad)
@@ -154,13 +119,29 @@ def load_config(path: str | os.PathLike[str]) -> RunConfig:
 
 def check_sizes(cfg: RunConfig) -> tuple[str, str] | None:
     """``(field, message)`` when sections disagree on sizes, else None (checked up front)."""
-    n = cfg.train.copies * cfg.encoding.timesteps
-    if n > MAX_COPIES_X_TIMESTEPS:
-        return "train.copies", (f"copies x encoding.timesteps is {n}, at most "
-                                f"{MAX_COPIES_X_TIMESTEPS} (the coded training set is held "
-                                "in memory)")
-    n_test = math.ceil(DIGITS_SAMPLES * cfg.data.test_fraction)
+    if cfg.encoding.kind is Encoding.DIRECT:
+        return "encoding.kind", ("a QNet reads spikes and direct input is real-valued: "
+                                 "use bernoulli, latency or regular")
+    try:
+        model_sizes(train_config(cfg))
+    except _SizeError as e:
+        return e.field, e.message
+    d = cfg.data
+    known = DATASET_SIZES.get(d.dataset.value)
+    if known is None:  # an IDX folder: its sizes are checked when it is read
+        return None
+    n_train, n_test, n_in, classes = known
+    shape = list(cfg.model.input_shape)
+    if math.prod(shape) != n_in:
+        return "model.input_shape", (f"{shape} holds {math.prod(shape)} values, the "
+                                     f"{d.dataset.value} images {n_in}")
+    last = cfg.model.layers[-1]
+    assert isinstance(last, DenseSpec)  # the model section's own rule
+    if last.dense < classes:
+        return f"model.layers.{len(cfg.model.layers) - 1}", (
+            f"the readout has {last.dense} classes, {d.dataset.value} has {classes}")
+    n_test = min(n_test, d.test_limit or n_test)
     if cfg.rtl.samples != "all" and cfg.rtl.samples > n_test:
         return "rtl.samples", (f"{cfg.rtl.samples} is more than the {n_test} test samples "
-                               f"data.test_fraction {cfg.data.test_fraction} leaves")
+                               f"of {d.dataset.value}")
     return None

@@ -1,5 +1,10 @@
 """`spikeforge run`: train -> quantize -> QNet -> Verilog -> cocotb -> energy, as named passes.
 
+The data and training are the trainer's (:func:`spikeforge.model.trainer.load_data`,
+:func:`~spikeforge.model.trainer.fit`: any data set, class count and layer list of
+a training config), the QNet its lowering
+(:func:`~spikeforge.model.trainer.lower_to_qnet`).
+
 Each pass is a small function that reads the shared :class:`RunState`, adds its
 product, and checks what it hands on. Everything is written into a staging
 folder beside ``--out`` that replaces ``--out`` only when every pass succeeded,
@@ -20,10 +25,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from spikeforge import jsonio
-from spikeforge.config import RunConfig
-from spikeforge.encoding import bernoulli
+from spikeforge.config import RunConfig, train_config
 from spikeforge.energy import energy_report
-from spikeforge.errors import SpikeforgeError
 from spikeforge.qnet import QNet, save_qnet
 from spikeforge.reference import RefResult, predict, simulate
 from spikeforge.staging import staged_output
@@ -36,9 +39,9 @@ class RunState:
     cfg: RunConfig
     stage: Path
     console: Console
+    source: str = "config"  # the config file, named in error lines
     timings: dict[str, float] = field(default_factory=dict)
     data: tuple[np.ndarray, ...] | None = None
-    spikes_train: np.ndarray | None = None
     spikes_test: np.ndarray | None = None
     model: Any = None
     acc_float: float | None = None
@@ -54,58 +57,37 @@ def _progress(console: Console) -> Progress:
 
 
 def pass_data(st: RunState) -> None:
-    """Load the digits and rate-code them (seeded, so every stage sees the same bits)."""
-    from spikeforge.model import load_digits_split, rate_code_copies
+    """Load the data set as the trainer does and encode the test set once (seeded)."""
+    from spikeforge.model.trainer import encode_spikes, load_data
 
-    cfg = st.cfg
-    # scikit-learn's random_state takes 0..2^32-1; seeds go to 2^64-1 (numpy and torch take them)
-    x_tr, y_tr, x_te, y_te = load_digits_split(cfg.data.test_fraction, seed=cfg.seed % 2**32)
-    t_steps = cfg.encoding.timesteps
-    st.spikes_train, y_tr = rate_code_copies(x_tr, y_tr, t_steps, seed=cfg.seed + 1,
-                                             copies=cfg.train.copies)
-    st.data = (x_tr, y_tr, x_te, y_te)
-    st.spikes_test = bernoulli(x_te, t_steps, seed=cfg.seed + 2)
-    assert st.spikes_test.shape == (len(y_te), t_steps, x_te.shape[1])
+    tcfg = train_config(st.cfg)
+    st.data = load_data(tcfg, st.source)
+    # the spikes the float model, the QNet reference and the RTL all see
+    st.spikes_test = encode_spikes(tcfg, st.data[2])
 
 
 def pass_train(st: RunState) -> None:
-    """Surrogate-gradient BPTT of the float LIF network (QNet semantics, beta from shifts)."""
-    import torch
+    """The trainer's surrogate-gradient BPTT of the config's SNN (spikeforge train's path)."""
+    from spikeforge.model.trainer import fit, predict_spikes
 
-    from spikeforge.model import LIFMLP, Surrogate, evaluate, train
-    from spikeforge.qnet import Reset
-
-    cfg, m = st.cfg, st.cfg.model
-    torch.manual_seed(cfg.seed)
-    torch.set_num_threads(cfg.train.threads)
-    n_in = st.spikes_train.shape[2]
-    model = LIFMLP([n_in, *m.hidden, 10], leak_shifts=m.leak_shifts,
-                   readout_leak_shifts=m.readout_leak_shifts, threshold=m.threshold,
-                   reset=Reset(m.reset.value), surrogate=Surrogate(m.surrogate.value),
-                   scale=m.surrogate_scale, bias=m.bias)
+    cfg = st.cfg
     with _progress(st.console) as prog:
         task = prog.add_task("train", total=cfg.train.epochs, info="")
 
-        def on_epoch(s):
-            prog.update(task, completed=s.epoch, info=f"loss {s.loss:.3f} acc {s.accuracy:.3f}")
+        def on_epoch(h: dict) -> None:
+            prog.update(task, completed=h["epoch"],
+                        info=f"loss {h['loss']:.3f} acc {h['train_accuracy']:.3f}")
 
-        train(model, st.spikes_train, st.data[1], epochs=cfg.train.epochs, lr=cfg.train.lr,
-              batch_size=cfg.train.batch_size, seed=cfg.seed, progress=on_epoch)
-    st.model = model
-    st.acc_float = evaluate(model, st.spikes_test, st.data[3])
+        st.model, _ = fit(train_config(cfg), st.data, on_epoch=on_epoch, source=st.source)
+    pred = predict_spikes(st.model, st.spikes_test, cfg.model.input_shape)
+    st.acc_float = float(np.mean(pred == np.asarray(st.data[3])))
 
 
 def pass_quantize(st: RunState) -> None:
-    """Quantize to a QNet, save it, and run the bit-exact reference on the test set."""
-    from spikeforge.model import to_qnet
+    """Lower the SNN to a QNet, save it, and run the bit-exact reference on the test set."""
+    from spikeforge.model.trainer import lower_to_qnet
 
-    q = st.cfg.quantize
-    try:
-        st.qnet = to_qnet(st.model, weight_bits=q.weight_bits, membrane_bits=q.membrane_bits,
-                          timesteps=st.cfg.encoding.timesteps, name=st.cfg.name,
-                          input_shape=(8, 8))
-    except ValueError as e:
-        raise SpikeforgeError(f"quantize: {e}") from None
+    st.qnet = lower_to_qnet(st.model, train_config(st.cfg), source=st.source, field="quantize")
     save_qnet(st.qnet, st.stage / "model")
     st.ref = simulate(st.qnet, st.spikes_test)
 
@@ -142,7 +124,7 @@ def pass_report(st: RunState) -> None:
     from spikeforge.hw.layout import HardwareLayout
 
     n, result, ref_n, mismatches = st.rtl
-    y_te = st.data[3]
+    y_te = np.asarray(st.data[3])
     last = st.qnet.layers[-1].name
     rtl_scores = result.membrane[last] if not st.qnet.layers[-1].fire else \
         result.spikes[last].sum(axis=1)
@@ -241,7 +223,8 @@ def run_pipeline(cfg: RunConfig, out: Path, console: Console | None = None,
     console = console or Console()
     out = out.resolve()
     with staged_output(out, inputs or []) as stage:
-        st = RunState(cfg=cfg, stage=stage, console=console)
+        st = RunState(cfg=cfg, stage=stage, console=console,
+                      source=str(inputs[0]) if inputs else "config")
         for name, fn in PASSES:
             t0 = time.perf_counter()
             console.print(f"[bold cyan]pass[/] {name}: {fn.__doc__.splitlines()[0]}")

@@ -57,8 +57,16 @@ QNET_T = 3
 N_IN = 6
 
 RUN_CFG = """\
+data:
+  dataset: digits
 model:
-  hidden: [16]
+  input_shape: [64]
+  layers:
+    - dense: 16
+    - dense: 10
+  neuron:
+    leak_shifts: [3, 4]
+    threshold: 1.0
 encoding:
   timesteps: 4
 train:
@@ -754,7 +762,7 @@ def run_cases() -> list[Case]:
     c = [
         ("yaml-syntax", append(f, "model: [16,\n"), (f,)),
         ("non-utf8-comment", append(f, NON_UTF8), (f,)),
-        ("duplicate-key", append(f, "model:\n  hidden: [8]\n"), (f, "model")),
+        ("duplicate-key", append(f, "model:\n  bias: true\n"), (f, "model")),
         ("unknown-top-key", append(f, "sead: 1\n"), (f, "sead")),
         ("unknown-nested-key", s("model.hiden", [16]), (f, "hiden")),
         ("list-doc", write(f, "- a\n"), (f,)),
@@ -765,16 +773,21 @@ def run_cases() -> list[Case]:
         ("seed-float", s("seed", 1.5), (f, "seed")),
         ("timesteps-huge", s("encoding.timesteps", 10**9), (f, "timesteps")),
         ("timesteps-zero", s("encoding.timesteps", 0), (f, "timesteps")),
-        ("hidden-empty", s("model.hidden", []), (f, "hidden")),
-        ("hidden-zero", s("model.hidden", [0]), (f, "hidden")),
-        ("hidden-huge", s("model.hidden", [10**9]), (f, "hidden")),
-        ("hidden-string", s("model.hidden", "16"), (f, "hidden")),
+        ("layers-empty", s("model.layers", []), (f, "layers")),
+        ("dense-zero", s("model.layers.0.dense", 0), (f, "dense")),
+        ("dense-huge", s("model.layers.0.dense", 10**9), (f, "dense")),
+        ("dense-string", s("model.layers.0.dense", "16"), (f, "dense")),
+        ("layer-unknown-kind", s("model.layers.0", {"lstm": 16}), (f, "layers")),
+        ("input-shape-not-the-data", s("model.input_shape", [784]), (f, "input_shape")),
+        ("classes-too-few", s("model.layers.1.dense", 4), (f, "layers")),
+        ("encoding-direct", s("encoding.kind", "direct"), (f, "kind")),
         ("epochs-zero", s("train.epochs", 0), (f, "epochs")),
         ("epochs-bool", s("train.epochs", True), (f, "epochs")),
         ("batch-negative", s("train.batch_size", -1), (f, "batch_size")),
         ("lr-nan", replace_text(f, "train:\n", "train:\n  lr: .nan\n"), (f, "lr")),
         ("lr-inf", replace_text(f, "train:\n", "train:\n  lr: .inf\n"), (f, "lr")),
-        ("test-fraction-one", s("data.test_fraction", 1.0), (f, "test_fraction")),
+        ("test-limit-zero", s("data.test_limit", 0), (f, "test_limit")),
+        ("idx-without-path", s("data.dataset", "idx"), (f, "data")),
         ("dataset-unknown", s("data.dataset", "imagenet"), (f, "dataset")),
         ("weight-bits-17", s("quantize.weight_bits", 17), (f, "weight_bits")),
         ("rtl-samples-zero", s("rtl.samples", 0), (f, "samples")),
@@ -782,17 +795,17 @@ def run_cases() -> list[Case]:
         ("stall-seed-2-64", s("rtl.stall_seed", 2**64), (f, "stall_seed")),
         ("simulator-unknown", s("rtl.simulator", "modelsim"), (f, "simulator")),
         ("name-unicode", s("name", "ñandú"), (f, "name")),
-        ("leak-shifts-zero", s("model.leak_shifts", [0]), (f, "leak_shifts")),
-        ("threshold-negative", s("model.threshold", -1.0), (f, "threshold")),
+        ("leak-shifts-zero", s("model.neuron.leak_shifts", [0]), (f, "leak_shifts")),
+        ("threshold-negative", s("model.neuron.threshold", -1.0), (f, "threshold")),
     ]
     cases = [Case(f"run-{i}", b, names, m) for i, m, names in c]
     cases += [
         Case("run-config-missing", swap(b, f, "nope.yaml"), ("nope.yaml",)),
         Case("run-config-is-folder", swap(b, f, "user"), ("user",)),
         Case("run-config-random-bytes", b, (f,), random_bytes(f)),
-        Case("run-alias-bomb-hidden", b, (f,),
-             replace_text(f, "hidden: [16]", f"hidden: {bomb()}"), proc=True),
-        Case("run-deep-nesting", b, (f,), replace_text(f, "hidden: [16]", f"hidden: {deep()}"),
+        Case("run-alias-bomb-layers", b, (f,),
+             replace_text(f, "- dense: 16", f"- dense: {bomb()}"), proc=True),
+        Case("run-deep-nesting", b, (f,), replace_text(f, "- dense: 16", f"- dense: {deep()}"),
              proc=True),
     ]
     return cases

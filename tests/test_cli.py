@@ -24,8 +24,13 @@ from spikeforge.qnet import InputSpec, Layer, QNet, Reset, load_qnet, save_qnet
 from spikeforge.staging import MARKER, write_marker
 
 TINY = """\
+data:
+  dataset: digits
 model:
-  hidden: [16]
+  input_shape: [64]
+  layers: [{dense: 16}, {dense: 10}]
+  neuron: {leak_shifts: [3, 4]}
+  bias: false
 encoding:
   timesteps: 4
 train:
@@ -33,6 +38,7 @@ train:
 rtl:
   samples: 12
 """
+MODEL = "model:\n  input_shape: [64]\n  layers: [{dense: 16}, {dense: 10}]\n"
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -60,10 +66,10 @@ def _assert_nothing_written(out: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expect"),
     [
-        ("model:\n  hiden: [16]\n", "field model.hiden: unknown key"),
-        ('train:\n  epochs: "x"\n', "field train.epochs:"),
-        ("quantize:\n  weight_bits: 1\n", "field quantize.weight_bits:"),
-        ("model:\n  leak_shifts: [4, 4]\n", "field model.leak_shifts:"),
+        (MODEL + "  hiden: [16]\n", "field model.hiden: unknown key"),
+        (MODEL + 'train:\n  epochs: "x"\n', "field train.epochs:"),
+        (MODEL + "quantize:\n  weight_bits: 1\n", "field quantize.weight_bits:"),
+        (MODEL + "  neuron: {leak_shifts: [4, 4]}\n", "field model.neuron:"),
         ("model: [16,\n", "is not valid YAML"),
         ("- a\n- b\n", "must be a YAML mapping"),
     ],
@@ -91,7 +97,7 @@ def test_subprocess_missing_config(tmp_path):
 
 
 def test_subprocess_relative_out(tmp_path):
-    (tmp_path / "cfg.yaml").write_text("bogus: 1\n")
+    (tmp_path / "cfg.yaml").write_text(MODEL + "bogus: 1\n")
     r = _cli("run", "cfg.yaml", "--out", "runs/out", cwd=tmp_path)
     assert r.returncode == 2
     assert "field bogus: unknown key" in _one_line(r.stderr)
@@ -352,7 +358,7 @@ def test_run_report(tiny_run):
     assert e["source"] == "rtl counters"
     assert e["reference_snn_pj"] == pytest.approx(e["snn_pj"])
 
-    assert r["config"]["model"]["hidden"] == [16]
+    assert r["config"]["model"]["layers"] == [{"dense": 16}, {"dense": 10}]
     assert r["config"]["encoding"]["timesteps"] == 4
     assert set(r["timings_s"]) == {"data", "train", "quantize", "rtl", "report"}
 

