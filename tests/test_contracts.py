@@ -252,6 +252,28 @@ def test_one_resource_model_for_hw_json_fits_dse_and_energy(seed, encoder, monke
     assert point.values["energy_hw_pj"] == pytest.approx(want["hardware_pj"], rel=1e-12)
 
 
+def test_hw_json_of_spikeforge_rtl_lists_the_layout_records(tmp_path, capsys):
+    net = random_qnet(12)
+    qpath, _ = save_qnet(net, tmp_path / "net")
+    hw = hardware_from_dict({"name": "t", "mesh": {"rows": 6, "cols": 6},
+                             "tile": {"axons": 4, "neurons": 3, "synapse_memory_bits": 4 * 3 * 8,
+                                      "neuron_lanes": 2}})
+    write_mapping(run_mapping(net, hw, random_spikes(0, net, 4), MapOptions()), tmp_path / "map")
+    mapping = tmp_path / "map" / "mapping.yaml"
+    assert main(["rtl", str(qpath), "--mapping", str(mapping), "--out",
+                 str(tmp_path / "rtl")]) == 0
+    capsys.readouterr()
+    desc = json.loads((tmp_path / "rtl" / "hw.json").read_text())
+    layout = load_layout(mapping, net)
+    records = layout.memories(net)
+    assert desc["memories"] == [m.to_dict() for m in records]
+    assert desc["memory_bits"] == sum(m.bits for m in records) == layout.memory_bits(net)
+    params = NetworkParams(net, layout=layout)
+    link = LinkFormat(params, 64)
+    rep = estimate(params, link, get_target("ulx3s-85f"))
+    assert sum(m.bits for m in rep.memories[:-1]) == desc["memory_bits"]
+
+
 def test_mapper_tiles_report_the_weight_memories_of_the_layout_built():
     from spikeforge.hw.layout import layout_from_document
     from spikeforge.mapping.flow import mapping_yaml
