@@ -13,11 +13,11 @@ import contextlib
 import ipaddress
 import multiprocessing
 import re
-import signal
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from spikeforge.errors import SpikeforgeError
+from spikeforge.signals import held
 from spikeforge.yamlio import short
 
 from .evaluate import evaluate_point
@@ -54,21 +54,6 @@ def check_address(text: str) -> str:
     if not 1 <= port <= 65535:
         raise ValueError(f"port {port} is not in 1..65535")
     return text
-
-
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM/SIGHUP while workers are stopped (delivered afterwards)."""
-    sigs = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    try:
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
-    except (ValueError, OSError):  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 class Executor:
@@ -151,7 +136,7 @@ class LocalExecutor(Executor):
         workers finishing points nobody stores (the pool has no public way to
         stop running tasks, so its processes are terminated, then killed).
         """
-        with _signals_held():
+        with held():
             if not cancel:
                 self._pool.shutdown(wait=True)
                 return
@@ -220,7 +205,7 @@ class DaskExecutor(Executor):
 
     def close(self, cancel: bool = False) -> None:
         """Cancel the points in flight (on ``cancel``) and close a client this executor made."""
-        with _signals_held():
+        with held():
             if cancel and self._futures:
                 with contextlib.suppress(Exception):
                     self._client.cancel(list(self._futures))

@@ -11,6 +11,8 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from spikeforge.signals import held
+
 __all__ = ["SIMULATORS", "log_tail", "run_child", "simulator_available", "simulator_env",
            "simulator_environment", "use_group_launcher"]
 
@@ -88,24 +90,9 @@ class simulator_environment:  # noqa: N801 - used as a context manager, like a f
 # ----------------------------------------------------------------------------- child processes
 
 
-@contextlib.contextmanager
-def _signals_held():
-    """Hold SIGINT/SIGTERM/SIGHUP while children are stopped (delivered afterwards)."""
-    sigs = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    try:
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
-    except (ValueError, OSError):  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
 def _stop_group(proc: subprocess.Popen, grace: float) -> None:
     """SIGTERM the process group of ``proc``, SIGKILL what is left after ``grace`` s, reap."""
-    with _signals_held():
+    with held():
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):

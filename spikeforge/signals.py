@@ -14,7 +14,7 @@ import signal
 import subprocess
 from collections.abc import Iterator
 
-__all__ = ["Terminated", "exit_status", "install", "terminating"]
+__all__ = ["Terminated", "exit_status", "held", "install", "terminating"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -55,3 +55,22 @@ def terminating(proc: subprocess.Popen, grace: float = 5.0) -> Iterator[subproce
                 proc.kill()
                 proc.wait()
         raise
+
+
+@contextlib.contextmanager
+def held() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM/SIGHUP for the block (delivered when it ends).
+
+    For the few steps that must not be cut in half: moving outputs into place,
+    stopping children. Outside the main thread it holds nothing.
+    """
+    sigs = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    try:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    except (ValueError, OSError):  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)

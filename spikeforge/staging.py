@@ -25,13 +25,13 @@ import fcntl
 import json
 import os
 import shutil
-import signal
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from spikeforge.errors import SpikeforgeError
+from spikeforge.signals import held
 
 __all__ = ["MARKER", "check_out", "claim_out", "file_mode", "staged_output", "write_marker"]
 
@@ -162,21 +162,6 @@ def write_marker(out: Path, names: Iterable[str]) -> None:
     os.replace(tmp, out / MARKER)
 
 
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM/SIGHUP while outputs move into place (delivered afterwards)."""
-    sigs = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    try:
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
-    except (ValueError, OSError):  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
 def _remove(p: Path) -> None:
     if p.is_symlink() or not p.is_dir():
         p.unlink(missing_ok=True)
@@ -203,7 +188,7 @@ def _fix_modes(root: Path) -> None:
 def _commit(stage: Path, out: Path) -> list[str]:
     names = sorted(os.listdir(stage))
     _fix_modes(stage)
-    with open(out / _LOCK, "a") as lock, _signals_held():
+    with open(out / _LOCK, "a") as lock, held():
         fcntl.flock(lock, fcntl.LOCK_EX)
         old = set(_recorded(out) or [])
         for name in names:  # check all before moving any

@@ -124,10 +124,10 @@ def test_config_error_quotes_a_bomb_briefly(tmp_path, capsys):
     for i in range(1, 6):  # 9^6 values: under the alias cap, so pydantic sees it
         levels.append(f"&a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
     cfg = tmp_path / "run.yaml"
-    cfg.write_text("model:\n  hidden: [" + ", ".join(levels) + "]\n")
+    cfg.write_text("seed: [" + ", ".join(levels) + "]\n")
     assert main(["run", str(cfg), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "model.hidden" in err and len(err) < 300
+    assert len(err.splitlines()) == 1 and "field seed" in err and len(err) < 300
 
 
 # ----------------------------------------------------------------------------- --out
