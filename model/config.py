@@ -34,7 +34,6 @@ from spikeforge.trainconfig import (  # noqa: F401
     PoolParams,
     PoolSpec,
     Readout,
-    ResetMode,
     Schedule,
     Surrogate,
     TrainConfig,

@@ -164,7 +164,7 @@ class LIF(nn.Module):
     threshold : float
         Firing threshold (initial value when learnable).
     reset : Reset
-        ``Reset.ZERO`` or ``Reset.SUBTRACT``.
+        A spiking mode (``qnet.SPIKING_RESETS``).
     surrogate : Surrogate
         Pseudo-derivative of the spikes.
     scale : float, optional

@@ -52,7 +52,7 @@ class LIFMLP(nn.Module):
     threshold : float
         Firing threshold of the hidden layers.
     reset : Reset
-        ``Reset.ZERO`` or ``Reset.SUBTRACT`` for the hidden layers.
+        A spiking mode (``qnet.SPIKING_RESETS``) for the hidden layers.
     surrogate : Surrogate
         Pseudo-derivative of the spikes.
     scale : float, optional

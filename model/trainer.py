@@ -38,7 +38,6 @@ from torch import nn
 
 from spikeforge import jsonio
 from spikeforge.errors import SpikeforgeError
-from spikeforge.qnet import Reset
 from spikeforge.staging import MARKER, check_out, claim_out, release_out, write_marker
 
 from .augment import Augment
@@ -53,7 +52,6 @@ from .config import (
     Optimizer,
     PoolSpec,
     Readout,
-    ResetMode,
     Schedule,
     TrainRunConfig,
     load_train_config,
@@ -137,7 +135,7 @@ def build_model(cfg: TrainRunConfig) -> SNN:
     """The :class:`SNN` of ``cfg.model``: a neuron layer after every dense/conv but the last."""
     m, n = cfg.model, cfg.model.neuron
     beta = n.beta if n.beta is not None else beta_from_shifts(n.leak_shifts)
-    reset = Reset.ZERO if n.reset is ResetMode.ZERO else Reset.SUBTRACT
+    reset = n.reset  # a spiking qnet.Reset (configbase.SpikingReset)
 
     def neurons() -> LIF:
         return LIF(beta, n.threshold, reset=reset, surrogate=n.surrogate, scale=n.scale,

@@ -8,20 +8,34 @@ errors into one :class:`~spikeforge.errors.ConfigError` line through
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from spikeforge.errors import ConfigError
+from spikeforge.qnet import SPIKING_RESETS, Reset
 from spikeforge.yamlio import short
 
-__all__ = ["StrictModel", "error_location", "validation_error"]
+__all__ = ["SpikingReset", "StrictModel", "error_location", "validation_error"]
 
 
 class StrictModel(BaseModel):
     """Base of every config model: unknown keys are refused; values are frozen."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _spiking_reset(value: Any) -> Reset:
+    for mode in SPIKING_RESETS:
+        if value is mode or value == mode.value:
+            return mode
+    names = [f"'{m.value}'" for m in SPIKING_RESETS]
+    raise ValueError(f"must be {', '.join(names[:-1])} or {names[-1]}, not {short(value)}")
+
+
+SpikingReset = Annotated[Reset, BeforeValidator(_spiking_reset)]
+"""A config's neuron reset: a ``qnet.Reset`` a spiking layer may use (``qnet.SPIKING_RESETS``),
+written as its value (``zero``, ``subtract``, ...)."""
 
 
 def error_location(err: dict[str, Any]) -> str:

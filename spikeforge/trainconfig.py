@@ -16,8 +16,9 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from spikeforge.configbase import StrictModel, validation_error
+from spikeforge.configbase import SpikingReset, StrictModel, validation_error
 from spikeforge.errors import ConfigError
+from spikeforge.qnet import RESET_RULES, Reset
 from spikeforge.yamlio import read_yaml
 
 __all__ = [
@@ -107,11 +108,6 @@ class Dataset(enum.Enum):
     IDX = "idx"
 
 
-class ResetMode(enum.Enum):
-    ZERO = "zero"
-    SUBTRACT = "subtract"
-
-
 class Readout(enum.Enum):
     """How the last layer turns into class scores."""
 
@@ -161,7 +157,7 @@ class NeuronConfig(_Strict):
     beta: Annotated[Float, Field(gt=0.0, le=1.0)] | None = None
     threshold: Annotated[Float, Field(gt=0.0, le=1e6)] = 1.0
     learn_threshold: Bool = False
-    reset: ResetMode = ResetMode.ZERO
+    reset: SpikingReset = Reset.ZERO  # a spiking qnet.Reset, by its value
     refractory: _int(0, MAX_TIMESTEPS) = 0
     surrogate: Surrogate = Surrogate.EXPONENTIAL
     scale: Annotated[Float, Field(gt=0.0, le=1e6)] | None = None  # None: the surrogate's default
@@ -175,6 +171,8 @@ class NeuronConfig(_Strict):
                 raise ValueError("leak shifts must be distinct")
             if sum(2.0**-k for k in self.leak_shifts) >= 1.0:
                 raise ValueError("the leak shifts remove the whole membrane (beta <= 0)")
+        if self.refractory and RESET_RULES[self.reset].subtract_next:
+            raise ValueError(f"refractory is not supported with reset: {self.reset.value}")
         return self
 
 

@@ -54,6 +54,12 @@ BAD = [
     ("bad-enum", BASE_NO_MODEL + MODEL.replace("leak_shifts: [3, 4]}",
                                                "leak_shifts: [3, 4], reset: sometimes}")
      + "  layers: [{dense: 10}]\n", "model.neuron.reset"),
+    ("reset-of-a-readout", BASE_NO_MODEL + MODEL.replace("leak_shifts: [3, 4]}",
+                                                         "leak_shifts: [3, 4], reset: none}")
+     + "  layers: [{dense: 10}]\n", "model.neuron.reset"),
+    ("refractory-with-subtract-unleaked", BASE_NO_MODEL + MODEL.replace(
+        "leak_shifts: [3, 4]}", "leak_shifts: [3, 4], reset: subtract_unleaked, refractory: 1}")
+     + "  layers: [{dense: 10}]\n", "model.neuron"),
     ("bad-simulator", BASE + "rtl:\n  simulator: modelsim\n", "rtl.simulator"),
     ("bad-name", BASE + "name: 3abc\n", "name"),
     ("input-shape-not-the-data", BASE_NO_MODEL + "model:\n  input_shape: [784]\n"
@@ -236,3 +242,17 @@ def test_binary_config_one_line(tmp_path, capsys):
     line = _one_line(capsys.readouterr().err)
     assert str(p) in line
     _assert_nothing_written(out)
+
+
+def test_reset_is_a_spiking_qnet_reset(tmp_path: Path) -> None:
+    """One Reset enum: configs take every spiking mode of qnet.RESET_RULES by its value."""
+    from spikeforge.qnet import SPIKING_RESETS, Reset
+
+    for mode in SPIKING_RESETS:
+        text = BASE.replace("leak_shifts: [3, 4]}", f"leak_shifts: [3, 4], reset: {mode.value}}}")
+        cfg = load_config(_write(tmp_path, text))
+        assert cfg.model.neuron.reset is mode
+    with pytest.raises(ConfigError, match="must be 'zero', 'subtract' or 'subtract_unleaked', "
+                                          "not 'none'"):
+        load_config(_write(tmp_path, BASE.replace("[3, 4]}", "[3, 4], reset: none}")))
+    assert load_config(_write(tmp_path, BASE)).model.neuron.reset is Reset.ZERO

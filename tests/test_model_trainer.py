@@ -220,3 +220,18 @@ def test_resume_a_finished_run_to_export_it(tmp_path: Path, idx_folder: Path) ->
     assert len(res["history"]) == 1 and (tmp_path / "r" / "toy.qnet.yaml").is_file()
     rep = json.loads((tmp_path / "r" / "qnet.json").read_text())
     assert rep["samples"] == 0 and rep["qnet_accuracy"] is None and rep["weight_bits"] == 6
+
+
+def test_build_model_takes_subtract_unleaked(tmp_path: Path, idx_folder: Path) -> None:
+    """The config's reset is a qnet.Reset: snnTorch's subtraction reaches the LIF layers."""
+    from spikeforge.qnet import Reset
+
+    p = _config(tmp_path, idx_folder)
+    p.write_text(p.read_text().replace("reset: subtract,", "reset: subtract_unleaked,"))
+    net = build_model(load_train_config(p))
+    lifs = [m for m in net.layers if isinstance(m, LIF)]
+    assert lifs and all(m.params.reset is Reset.SUBTRACT_UNLEAKED for m in lifs)
+    torch.manual_seed(0)
+    scores = net((torch.rand(4, 3, 1, 8, 8) < 0.5).float())
+    assert scores.shape == (3, 4)
+    scores.sum().backward()  # the surrogate gradient flows through the torch loop
