@@ -26,6 +26,7 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -70,6 +71,8 @@ from .layers import (
 )
 from .network import SNN
 from .neurons import beta_from_shifts
+
+_INIT_LOCK = threading.Lock()
 
 __all__ = ["build_model", "encode_spikes", "export_qnet", "fit", "load_data", "lower_to_qnet",
            "predict_spikes", "train_from_config"]
@@ -477,8 +480,11 @@ def _setup(cfg: TrainRunConfig, x_train: torch.Tensor, source: str):
     def loss_fn(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return nn.functional.cross_entropy(scores, labels, label_smoothing=smoothing)
 
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg)
+    # The initial weights come from torch's global generator: threads that train at once
+    # (a Dask worker's) must not interleave their seeding and drawing.
+    with _INIT_LOCK:
+        torch.manual_seed(cfg.seed)
+        model = build_model(cfg)
     steps = -(-x_train.shape[0] // cfg.train.batch_size)
     opt, sched = _optimizer(cfg, model, steps)
     return model, opt, sched, augment, loss_fn
