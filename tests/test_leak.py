@@ -55,3 +55,15 @@ def test_model_side_converters_are_the_one_rule() -> None:
     assert nir_convention.leak_shifts_for is leak.leak_shifts_for
     assert nir_convention.nearest_leak is leak.nearest_leak
     assert lowering.leak_shifts_for is leak.leak_shifts_for
+
+
+def test_model_beta_from_shifts_agrees() -> None:
+    """model.neurons.beta_from_shifts (torch side) gives the rule's beta and refusals."""
+    pytest.importorskip("torch")
+    from spikeforge.model.neurons import beta_from_shifts
+
+    for shifts in [(), (1,), (3, 4), (2, 5, 9), (1, 2, 3, 4, 5), (15,)]:
+        assert beta_from_shifts(shifts) == leak.beta_from_shifts(shifts)
+    for bad in [(0,), (1, 1), (True,), (1.0,)]:
+        with pytest.raises(ValueError):
+            beta_from_shifts(bad)
