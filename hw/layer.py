@@ -77,7 +77,7 @@ class DenseLayer(wiring.Component):
     clear : In(1) — start a new sample: membranes, accumulators and counters to zero
     membrane : Out — every neuron's membrane as last written (a probe for verification;
         zero when built with ``mirror=False``)
-    counters : Out — SPEC §5 counters of this sample
+    counters : Out — docs/QNET.md §5 counters of this sample
     """
 
     def __init__(self, params: LayerParams, layout: LayerLayout | None = None, *,

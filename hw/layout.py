@@ -10,7 +10,7 @@ The chunks' partial sums are added before the neuron update.
 The layout comes from a ``mapping.yaml`` (``mapping/1``, see docs/MAPPING.md)
 or, without one, from :meth:`HardwareLayout.default`: one group and one
 chunk per layer. It also tells the reference simulator which synapses the
-hardware visits (SPEC §5: ``synaptic_events`` and ``weight_reads`` count
+hardware visits (docs/QNET.md §5: ``synaptic_events`` and ``weight_reads`` count
 what the hardware actually reads), through :meth:`HardwareLayout.visits`.
 
 No amaranth here: the mapper, the reference and the CLI read layouts too.

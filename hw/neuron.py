@@ -1,6 +1,6 @@
 """LIF neuron update lane: shift-add leak, add the current, saturate, compare, reset.
 
-Purely combinational; the layer registers its outputs. Implements SPEC §2 for
+Purely combinational; the layer registers its outputs. Implements docs/QNET.md §2 for
 any reset rule of ``qnet.RESET_RULES``::
 
     v' = sat_vb(v - sum(v >> k) + I + bias [- theta * s_prev]);  s = fire and v' >= theta

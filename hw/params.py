@@ -75,7 +75,7 @@ class LayerParams:
         Within a step each input line adds its weight at most once, so every
         current (and every partial sum on the way) lies between the most
         negative and the most positive column sums of the actual weights;
-        never wider than SPEC §2's ``wb + ceil(log2(n_in + 1))``.
+        never wider than docs/QNET.md §2's ``wb + ceil(log2(n_in + 1))``.
         """
         return current_bits(self.layer.weights)
     @property

@@ -83,7 +83,7 @@ class Network(wiring.Component):
         return self._np
 
     def _predict(self, m: Module, last: DenseLayer) -> None:
-        """``prediction``: index of the largest score, ties to the lowest index (SPEC §4).
+        """``prediction``: index of the largest score, ties to the lowest index (docs/QNET.md §4).
 
         Scores are the readout's membranes, or a firing last layer's spike counts.
         """

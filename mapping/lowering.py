@@ -1,4 +1,4 @@
-"""Lower a 2-D convolution to a dense weight matrix (SPEC.md §1: conv is dense, unrolled).
+"""Lower a 2-D convolution to a dense weight matrix (docs/QNET.md §1: conv is dense, unrolled).
 
 Input lines are flattened channel-major, ``(c * H + y) * W + x`` (as ``torch``
 flattens ``[C, H, W]``). Output neurons are flattened either the same way

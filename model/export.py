@@ -1,4 +1,4 @@
-"""Quantize a trained :class:`~spikeforge.model.mlp.LIFMLP` into a QNet (SPEC.md §1).
+"""Quantize a trained :class:`~spikeforge.model.mlp.LIFMLP` into a QNet (docs/QNET.md §1).
 
 Each layer ``l`` gets its own scale ``s_l = (2^(wb-1) - 1) / max|W_l|``, so its
 largest weight uses the full signed range. Integer weights are

@@ -1,6 +1,6 @@
 """Lower a float :class:`SNN` (dense, conv, pooling, BackRes) to a QNet of dense layers.
 
-A QNet layer is ``dense`` (SPEC.md §1: "a conv is lowered to dense with its
+A QNet layer is ``dense`` (docs/QNET.md §1: "a conv is lowered to dense with its
 weights unrolled"). Every run of stateless layers between two neuron layers
 (``Dense``, ``Conv2d``, ``Pool2d``, ``Flatten``; ``Dropout`` is the identity at
 inference) is linear in its input spikes, so it is one dense layer: its
@@ -9,7 +9,7 @@ zero (computed in float64). Each layer's weights and bias are then divided by
 its threshold (the same spikes with threshold 1) and each layer is quantized
 by :func:`~spikeforge.model.export.quantize_dense` with its own scale (its
 float32 weights, the per-layer leak and reset; a spiking last layer is read
-out by spike count, SPEC.md §3). A spiking layer of scale ``s`` gets the
+out by spike count, docs/QNET.md §3). A spiking layer of scale ``s`` gets the
 integer threshold ``ceil(s)`` (where ``quantize_dense`` rounds a threshold):
 an integer membrane ``v`` reaches ``s`` exactly
 when ``v >= ceil(s)``, so a float membrane that lands exactly on its

@@ -2,7 +2,7 @@
 
 Thin :class:`torch.nn.Module` over the pure steps of :mod:`spikeforge.model.neurons`:
 hidden layers fire (LIF), the last layer integrates (readout) and its
-membrane after the last step is the score vector (SPEC.md §3).
+membrane after the last step is the score vector (docs/QNET.md §3).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Pure step functions of the float neurons (the training twin of SPEC.md §2).
+"""Pure step functions of the float neurons (the training twin of docs/QNET.md §2).
 
 The integer reference computes, per step, ``v = sat(leak(v) + I + bias)``, then
 compares and resets. The float neurons here follow the same order with
@@ -264,7 +264,7 @@ def readout_step(current: torch.Tensor, v: torch.Tensor, beta: float) -> torch.T
 
 
 def shift_leak(v: torch.Tensor, leak_shifts: Iterable[int]) -> torch.Tensor:
-    """The hardware leak ``v - sum_k floor(v / 2^k)`` (SPEC.md §2), exact on integer ``v``.
+    """The hardware leak ``v - sum_k floor(v / 2^k)`` (docs/QNET.md §2), exact on integer ``v``.
 
     On integer-valued membranes (``|v| < 2^24`` in float32) this is bit-equal to
     the arithmetic shifts of the QNet reference. Its gradient is that of

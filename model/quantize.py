@@ -1,7 +1,7 @@
 """Quantization-aware training (QAT) and post-training quantization (PTQ) into QNets.
 
 :class:`QuantSNN` is a dense spiking network whose forward pass *is* the
-integer arithmetic of a QNet (SPEC.md §2), carried in float64 (exact for every
+integer arithmetic of a QNet (docs/QNET.md §2), carried in float64 (exact for every
 membrane a QNet allows, ``membrane_bits <= 48``):
 
 * weights are fake-quantized per layer with the scale of
@@ -203,7 +203,7 @@ class QuantRun:
         ``[T, B, n]`` of every spiking layer.
     readout : torch.Tensor
         Readout membrane after every step, ``[T, B, n_out]``; ``readout[-1]``
-        is the score vector (SPEC.md §3).
+        is the score vector (docs/QNET.md §3).
     v_min, v_max : list of float
         Smallest and largest membrane value of each layer after the add (before
         the reset), over all steps and samples.

@@ -7,7 +7,7 @@ counter name or a format string by hand:
   ``index`` above it): the Amaranth layout (:mod:`spikeforge.hw.events`), the
   on-chip encoder, the plain-Verilog testbench (:mod:`spikeforge.sim.fast`), the
   cocotb driver, the board protocol and top;
-* **counters**: SPEC §5's counters, their order in the hardware's counter struct and
+* **counters**: docs/QNET.md §5's counters, their order in the hardware's counter struct and
   their width rule (:func:`counter_bits`);
 * **probes**: how a layer's membrane and counter probe ports pack their values;
 * **memories**: the record (:class:`Memory`) in which the hardware layout lists every
@@ -141,7 +141,7 @@ def verilog_event(kind: EventKind, index: str | None, index_width: int) -> str:
 
 # ----------------------------------------------------------------------------- counters
 
-#: SPEC §5's counters, in the order of the hardware's counter struct (lowest bits first).
+#: docs/QNET.md §5's counters, in the order of the hardware's counter struct (lowest bits first).
 COUNTERS = ("synaptic_events", "neuron_updates", "weight_reads", "spikes_out")
 
 

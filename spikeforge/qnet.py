@@ -1,6 +1,6 @@
 """The deployable integer network (QNet): data classes, validation, files.
 
-This module is the contract of ``shared/design/SPEC.md`` in code. A QNet is plain
+This module is the contract of docs/QNET.md in code. A QNet is plain
 data (numpy integers and small scalars); loading it needs neither torch nor
 Amaranth. Every field is validated on construction, so an object that exists is
 a valid network; errors name the layer and the field.
@@ -85,12 +85,12 @@ class Reset(enum.Enum):
 
     ZERO = "zero"
     SUBTRACT = "subtract"
-    SUBTRACT_UNLEAKED = "subtract_unleaked"  # snnTorch's subtraction (SPEC §7.4)
+    SUBTRACT_UNLEAKED = "subtract_unleaked"  # snnTorch's subtraction (docs/QNET.md §2.1)
     NONE = "none"
 
 
 class AtSpike(enum.Enum):
-    """What a spike does to the membrane in the step that fires (SPEC.md §2)."""
+    """What a spike does to the membrane in the step that fires (docs/QNET.md §2)."""
 
     ZERO = "zero"  # v = 0
     SUBTRACT = "subtract"  # v = v - theta
@@ -194,7 +194,7 @@ class InputSpec:
 
 @dataclass(frozen=True, eq=False)
 class Layer:
-    """One layer of a QNet (SPEC.md §1). Arrays are int64 and read-only."""
+    """One layer of a QNet (docs/QNET.md §1). Arrays are int64 and read-only."""
 
     name: str
     n_in: int
@@ -326,7 +326,7 @@ class Layer:
 
     @property
     def accumulator_bits(self) -> int:
-        """Width that holds any input current ``I`` exactly (SPEC.md §2)."""
+        """Width that holds any input current ``I`` exactly (docs/QNET.md §2)."""
         return self.weight_bits + math.ceil(math.log2(self.n_in + 1))
 
     @property

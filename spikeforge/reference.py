@@ -1,4 +1,4 @@
-"""Bit-exact integer reference simulator of a QNet (SPEC.md §2, §3, §5), in numpy.
+"""Bit-exact integer reference simulator of a QNet (docs/QNET.md §2, §3, §5), in numpy.
 
 Vectorised over a batch of samples. The hardware is checked against this, so
 it follows the spec literally: floor shifts, saturation, then compare and reset.
@@ -76,7 +76,7 @@ def simulate(net: QNet, spikes_in: np.ndarray,
     """Run ``spikes_in`` (0/1, ``[N, T, n_in]`` or ``[T, n_in]``) through ``net``.
 
     ``visits[layer]`` = (weight rows read, synapses visited) per input line, for
-    hardware that skips zero rows or splits a layer into tiles (SPEC §5 counts
+    hardware that skips zero rows or splits a layer into tiles (docs/QNET.md §5 counts
     what the hardware reads; ``HardwareLayout.visits()`` gives it). Without it
     a spike reads one row and visits all ``n_out`` synapses.
     """

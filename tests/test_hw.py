@@ -1,4 +1,4 @@
-"""Each hardware block in Amaranth's simulator against the reference (SPEC.md §2, §5)."""
+"""Each hardware block in Amaranth's simulator against the reference (docs/QNET.md §2, §5)."""
 
 from __future__ import annotations
 
@@ -176,7 +176,7 @@ def test_widths_derive_from_the_qnet():
     layer = Layer(name="x", n_in=3, n_out=1, weight_bits=8, weights=w, threshold=3,
                   membrane_bits=12)
     p = LayerParams(layer, timesteps=10)
-    assert layer.accumulator_bits == 8 + 2  # SPEC §2's bound: ceil(log2(3 + 1)) = 2
+    assert layer.accumulator_bits == 8 + 2  # docs/QNET.md §2's bound: ceil(log2(3 + 1)) = 2
     assert p.acc_bits == 9  # exact for these weights: currents lie in [-128, 132]
     assert p.counter_bits == (10 * 3 * 1).bit_length()
     net = QNet(layers=(layer,), timesteps=10, input=InputSpec(3))

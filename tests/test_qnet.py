@@ -1,4 +1,4 @@
-"""QNet data classes, validation and files (SPEC.md §1 and §6)."""
+"""QNet data classes, validation and files (docs/QNET.md §1 and §6)."""
 
 from __future__ import annotations
 

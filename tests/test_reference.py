@@ -1,7 +1,7 @@
-"""Integer reference simulator (SPEC.md §2, §3, §5) and rate coding (§4).
+"""Integer reference simulator (docs/QNET.md §2, §3, §5) and rate coding (§4).
 
 Expected numbers are worked out by hand in the comments, straight from the
-SPEC formula ``v = sat(v - Σ(v >> k) + I + bias)``, then compare and reset.
+docs/QNET.md formula ``v = sat(v - Σ(v >> k) + I + bias)``, then compare and reset.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def test_if_reset_subtract() -> None:
 
 
 def test_subtract_unleaked_by_hand() -> None:
-    """SPEC §7.4: theta leaves at the next update, unleaked; v is kept at the spike."""
+    """docs/QNET.md §2.1: theta leaves at the next update, unleaked; v is kept at the spike."""
     net = _net(_layer([[4]], threshold=5, leak=[1], reset=Reset.SUBTRACT_UNLEAKED),
                timesteps=6)
     r = simulate(net, _col([1, 1, 1, 1, 1, 1]))
