@@ -122,7 +122,7 @@ def train(
 
 @torch.no_grad()
 def predict(model: nn.Module, spikes: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Predicted classes ``[N]``: argmax of the scores, ties to the lowest index (docs/QNET.md §3)."""
+    """Predicted classes ``[N]``: argmax of the scores, ties to the lowest index (QNET.md §3)."""
     x = _as_tensor(spikes)
     was_training = model.training
     model.eval()

@@ -218,7 +218,8 @@ def test_energy_follows_the_layout_built():
                            layout=tiled)
     f, t = r_flat["layers"][0], r_tile["layers"][0]
     assert f["counts"]["synaptic_events"] == t["counts"]["synaptic_events"]
-    assert t["counts"]["weight_reads"] == 4 * f["counts"]["weight_reads"]  # one row in each of 4 groups
+    # one row in each of 4 groups
+    assert t["counts"]["weight_reads"] == 4 * f["counts"]["weight_reads"]
     for k in ("accumulate_pj", "neuron_update_pj"):
         assert f["hardware"][k] == pytest.approx(t["hardware"][k], rel=1e-12)
     assert weight_memories(fc, tiled.layer("fc")) == [(32, 20)] * 8
