@@ -32,13 +32,14 @@ from spikeforge.errors import SpikeforgeError
 from spikeforge.staging import file_mode
 
 from .metrics import METRICS, Stage
-from .study import PointSettings, train_config
+from .study import PointSettings, qnet_sizes, train_config
 
 __all__ = ["evaluate_point", "layout_counters", "load_data"]
 
 @functools.lru_cache(maxsize=2)
 def _tensors(dataset: str, ntr: int, nte: int, seed: int):
-    """The trainer's data of these settings (:func:`spikeforge.model.trainer.load_data`)."""
+    """The trainer's data of these settings (:func:`spikeforge.model.trainer.load_data`),
+    images flat."""
     from spikeforge.model.trainer import load_data as trainer_data
 
     s = {**PointSettings().model_dump(), "dataset": dataset, "train_samples": ntr,
@@ -94,8 +95,11 @@ def _train(s: dict[str, Any], cache_dir: str | None, train_key: str):
         except Exception:  # a torn or foreign file: retrain and overwrite it
             pass
     t0 = time.perf_counter()
-    model, _ = fit(cfg, _tensors(s["dataset"], s["train_samples"], s["test_samples"], s["seed"]),
-                   source="dse point", test_each_epoch=False)
+    x_tr, y_tr, x_te, y_te = _tensors(s["dataset"], s["train_samples"], s["test_samples"],
+                                      s["seed"])  # flat images: the model's shape here
+    shape = cfg.model.input_shape
+    data = (x_tr.reshape(len(x_tr), *shape), y_tr, x_te.reshape(len(x_te), *shape), y_te)
+    model, _ = fit(cfg, data, source="dse point", test_each_epoch=False)
     _, _, s_te, y_te = _spikes(s)
     acc = float(np.mean(predict_spikes(model, s_te, cfg.model.input_shape) == y_te))
     seconds = time.perf_counter() - t0
@@ -136,8 +140,10 @@ class _Stop(Exception):
 
 
 def _dense_weight_bits(s: dict[str, Any], n_in: int) -> int:
-    """Weights of the dense network, from the settings alone (``sum n_in * n_out * wb``)."""
-    sizes = [n_in, *s["hidden"], DATASET_SIZES[s["dataset"]][3]]
+    """Weights of the dense network, from the settings alone (``sum n_in * n_out * wb``
+    over the QNet's layers, :func:`~dse.study.qnet_sizes`: a conv counts unrolled)."""
+    sizes = qnet_sizes(s)
+    assert sizes[0] == n_in
     return sum(a * b for a, b in zip(sizes[:-1], sizes[1:])) * s["weight_bits"]
 
 

@@ -43,13 +43,14 @@ from spikeforge.cliutil import MAX_SEED
 from spikeforge.configbase import StrictModel, validation_error
 from spikeforge.datasets import DATASET_SIZES
 from spikeforge.errors import ConfigError
+from spikeforge.trainconfig import MAX_INPUT_VALUES, LayerSpec
 from spikeforge.yamlio import read_yaml, short
 
 from .metrics import METRICS, Goal, Stage, unavailable_reason
 
 __all__ = ["MAX_BUDGET", "MAX_CHOICES", "MAX_GRID", "Constraint", "Method", "Parameter",
            "PointSettings", "Search", "Study", "grid_size", "load_study", "setting_kind",
-           "settings_key", "study_from_dict", "train_config"]
+           "qnet_sizes", "settings_key", "study_from_dict", "train_config"]
 
 #: What a stored point's figures mean; a change makes the stored points another study's.
 #: 2: memory_bits and energy of the layout the point builds (hw.json's memory_bits).
@@ -77,7 +78,10 @@ class PointSettings(_Strict):
     :data:`spikeforge.datasets.DATASET_SIZES`), ``train_samples`` and
     ``test_samples`` (the first N of each split; 0 = all; at most the split's size).
     Model and training: :func:`train_config` (the trainer's SNN and loop, as ``spikeforge
-    run``). Hardware for the mapping stage: a ``mesh_rows`` x
+    run``): ``hidden`` widths of dense LIF layers, or ``layers``, the trainer's layer list
+    (dense, conv, pool, dropout, flatten; it replaces ``hidden``) on inputs of
+    ``input_shape`` (default flat); a readout of the data set's classes follows either.
+    Hardware for the mapping stage: a ``mesh_rows`` x
     ``mesh_cols`` mesh of tiles of ``tile_size`` axons x ``tile_size`` neurons
     (a full crossbar of weights per tile) with ``neuron_lanes`` update lanes.
     RTL stage: ``simulator`` on the first ``rtl_samples`` test images.
@@ -88,6 +92,10 @@ class PointSettings(_Strict):
     test_samples: Annotated[int, Field(ge=0)] = 1000
     hidden: Annotated[list[Annotated[int, Field(ge=1, le=4096)]],
                       Field(min_length=1, max_length=MAX_HIDDEN_LAYERS)] = [128]
+    # the trainer's layer list before the readout (replaces hidden), and its input shape
+    layers: Annotated[list[LayerSpec], Field(min_length=1, max_length=255)] | None = None
+    input_shape: Annotated[list[Annotated[int, Field(ge=1, le=MAX_INPUT_VALUES)]],
+                           Field(min_length=1, max_length=3)] | None = None
     leak_shifts: list[LeakShift] = [3, 4]
     threshold: Annotated[float, Field(gt=0.0, le=1e6, allow_inf_nan=False)] = 1.0
     timesteps: Annotated[int, Field(ge=1, le=1000)] = 6
@@ -132,6 +140,11 @@ class PointSettings(_Strict):
                              "training images")
         from spikeforge.trainconfig import MAX_EPOCHS, _SizeError, model_sizes
 
+        n_in = DATASET_SIZES[self.dataset][2]
+        if self.input_shape is not None and math.prod(self.input_shape) != n_in:
+            raise ValueError(f"input_shape: {self.input_shape} holds "
+                             f"{math.prod(self.input_shape)} values, the {self.dataset} images "
+                             f"{n_in}")
         if self.epochs * self.copies > MAX_EPOCHS:
             raise ValueError(f"epochs x copies: {self.epochs * self.copies} epochs of training, "
                              f"at most {MAX_EPOCHS}")
@@ -153,16 +166,18 @@ class PointSettings(_Strict):
 
 # Settings that change the trained float network (post-training quantization: weight and
 # membrane bits, tiles and the simulator do not).
-TRAIN_FIELDS = ("dataset", "train_samples", "test_samples", "hidden", "leak_shifts", "threshold",
-                "timesteps", "epochs", "batch_size", "lr", "copies", "seed")
+TRAIN_FIELDS = ("dataset", "train_samples", "test_samples", "hidden", "layers", "input_shape",
+                "leak_shifts", "threshold", "timesteps", "epochs", "batch_size", "lr", "copies",
+                "seed")
 
 
 def train_config(settings: dict[str, Any]):
     """The trainer's config (:class:`spikeforge.trainconfig.TrainRunConfig`) of a point.
 
-    ``hidden`` sizes become dense LIF layers (``leak_shifts``, ``threshold``,
-    reset to zero, fast-sigmoid surrogate, no bias) and a dense readout of the
-    data set's classes that integrates; Bernoulli coding at ``timesteps``;
+    ``hidden`` sizes become dense LIF layers (or ``layers`` is the layer list, on
+    inputs of ``input_shape``); the neurons have ``leak_shifts`` and ``threshold``,
+    reset to zero, a fast-sigmoid surrogate, no bias; a dense readout of the
+    data set's classes that integrates follows; Bernoulli coding at ``timesteps``;
     ``epochs x copies`` epochs (each epoch draws fresh spikes, so ``copies``
     draws per image); the first ``train_samples`` / ``test_samples`` images
     (0: all); ``weight_bits`` and ``membrane_bits`` are its export widths.
@@ -172,23 +187,61 @@ def train_config(settings: dict[str, Any]):
 
     s = settings
     n_in, classes = DATASET_SIZES[s["dataset"]][2:]
-    layers = [tc.DenseSpec(dense=h) for h in s["hidden"]] + [tc.DenseSpec(dense=classes)]
+    hidden = (s.get("layers") if s.get("layers") is not None
+              else [{"dense": h} for h in s["hidden"]])
+    layers = [*hidden, {"dense": classes}]
+    shape = s.get("input_shape") or [n_in]
     return tc.TrainRunConfig(
         name="dse", seed=s["seed"], threads=1,
         data=tc.DataConfig(dataset=tc.Dataset(s["dataset"]),
                            train_limit=s["train_samples"] or None,
                            test_limit=s["test_samples"] or None),
         encoding=tc.EncodingConfig(kind=tc.Encoding.BERNOULLI, timesteps=s["timesteps"]),
-        model=tc.ModelConfig(input_shape=[n_in], layers=layers,
-                             neuron=tc.NeuronConfig(leak_shifts=list(s["leak_shifts"]),
-                                                    threshold=s["threshold"],
-                                                    surrogate=tc.Surrogate.FAST_SIGMOID),
-                             readout_beta=1.0, bias=False),
+        model=tc.ModelConfig.model_validate({
+            "input_shape": list(shape), "layers": [_plain(x) for x in layers],
+            "neuron": {"leak_shifts": list(s["leak_shifts"]), "threshold": s["threshold"],
+                       "surrogate": "fast_sigmoid"},
+            "readout_beta": 1.0, "bias": False}),
         train=tc.TrainConfig(epochs=s["epochs"] * s["copies"], batch_size=s["batch_size"],
                              lr=s["lr"]),
         eval=tc.EvalConfig(timesteps=[s["timesteps"]]),
         export=tc.ExportConfig(weight_bits=s["weight_bits"], membrane_bits=s["membrane_bits"],
                                check_samples=0))
+
+
+def qnet_sizes(settings: dict[str, Any]) -> list[int]:
+    """Input and neuron counts of the QNet a point's network lowers to (no training).
+
+    Every dense and conv layer is one QNet layer of its output's size (a pool
+    of spikes and a flatten fold into the next layer); the last is the readout.
+    """
+    from spikeforge import trainconfig as tc
+
+    m = train_config(settings).model
+    shape = list(m.input_shape)
+    sizes = [math.prod(shape)]
+    for spec in m.layers:
+        if isinstance(spec, tc.DenseSpec):
+            shape = [spec.dense]
+        elif isinstance(spec, tc.ConvSpec):
+            c = spec.conv
+            shape = [c.channels, (shape[1] + 2 * c.padding - c.kernel) // c.stride + 1,
+                     (shape[2] + 2 * c.padding - c.kernel) // c.stride + 1]
+        elif isinstance(spec, tc.PoolSpec):
+            shape = [shape[0], shape[1] // spec.pool.size, shape[2] // spec.pool.size]
+            continue
+        elif isinstance(spec, tc.FlattenSpec):
+            shape = [math.prod(shape)]
+            continue
+        else:  # dropout
+            continue
+        sizes.append(math.prod(shape))
+    return sizes
+
+
+def _plain(spec: Any) -> Any:
+    """A layer spec as the YAML mapping it came from (a model or a dict)."""
+    return spec.model_dump(mode="json") if hasattr(spec, "model_dump") else spec
 
 
 def settings_key(settings: dict[str, Any], fields: tuple[str, ...] | None = None) -> str:
