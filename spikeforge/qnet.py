@@ -586,7 +586,8 @@ def _load(ypath: Path, npath: Path) -> QNet:
     try:
         doc = read_yaml(ypath)
     except ConfigError as e:
-        raise QNetError("network", "yaml", e.message, file=str(ypath)) from None
+        field = e.field if e.field not in ("", "-") else "yaml"
+        raise QNetError("network", field, e.message, file=str(ypath)) from None
     except yaml.YAMLError as e:  # e.g. a NUL byte, refused before read_yaml's own checks
         mark = getattr(e, "problem_mark", None)
         at = f" (line {mark.line + 1})" if mark else ""
