@@ -29,6 +29,7 @@ from typing import NamedTuple, TypeVar
 
 import torch
 
+from spikeforge.leak import beta_from_shifts  # the one beta <-> shift rule
 from spikeforge.qnet import RESET_RULES, SPIKING_RESETS, AtSpike, Reset
 
 from .surrogate import DEFAULT_SCALE, Surrogate, spike
@@ -48,30 +49,6 @@ __all__ = [
     "shift_leak",
     "shift_lif_step",
 ]
-
-
-def beta_from_shifts(leak_shifts: Iterable[int]) -> float:
-    """Leak factor ``1 - sum(2^-k)`` of hardware leak shifts (``()`` gives 1, an IF neuron).
-
-    Parameters
-    ----------
-    leak_shifts : iterable of int
-        Distinct shifts ``k >= 1``.
-
-    Returns
-    -------
-    float
-        ``beta`` in ``(0, 1]``.
-    """
-    shifts = tuple(leak_shifts)
-    if any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in shifts):
-        raise ValueError(f"leak_shifts must be integers >= 1, not {list(shifts)!r}")
-    if len(set(shifts)) != len(shifts):
-        raise ValueError(f"leak_shifts must be distinct, not {list(shifts)!r}")
-    beta = 1.0 - sum(2.0**-k for k in shifts)
-    if beta <= 0.0:
-        raise ValueError(f"leak_shifts {list(shifts)!r} remove the whole membrane (beta <= 0)")
-    return beta
 
 
 @dataclass(frozen=True)

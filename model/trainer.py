@@ -24,11 +24,9 @@ import json
 import math
 import os
 import shutil
-import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -39,6 +37,7 @@ from torch import nn
 
 from spikeforge import jsonio
 from spikeforge.errors import SpikeforgeError
+from spikeforge.signals import held
 from spikeforge.staging import MARKER, check_out, claim_out, release_out, write_marker
 
 from .augment import Augment
@@ -585,21 +584,6 @@ def lower_to_qnet(model: SNN, cfg: TrainRunConfig, *, source: str = "config",
         raise SpikeforgeError(f"{source}: field {field}: {err}") from None
 
 
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM/SIGHUP while a pair of files moves into place."""
-    sigs = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    try:
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
-    except (ValueError, OSError):  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
 def _save_qnet_pair(net, out: Path, name: str, record=None) -> Path:
     """Save ``NAME.qnet.{yaml,npz}`` into a hidden stage in ``out``, then move both in together.
 
@@ -617,7 +601,7 @@ def _save_qnet_pair(net, out: Path, name: str, record=None) -> Path:
         ypath, npath = save_qnet(net, stage / name)
         if record is not None:
             record(*(p.name for p in final))
-        with _signals_held():
+        with held():
             for src, dst in zip((npath, ypath), final[::-1]):  # the NPZ first
                 os.replace(src, dst)
     except OSError as e:

@@ -310,8 +310,10 @@ class Layer:
     # --- derived figures, shared by the reference, the hardware and the tests ---
     @property
     def beta(self) -> float:
-        """Leak factor ``1 - sum(2^-k)`` of the float model."""
-        return 1.0 - sum(2.0**-k for k in self.leak_shifts)
+        """Leak factor ``1 - sum(2^-k)`` of the float model (:mod:`spikeforge.leak`)."""
+        from spikeforge.leak import beta_from_shifts
+
+        return beta_from_shifts(self.leak_shifts)
 
     @property
     def thresholds(self) -> np.ndarray:
