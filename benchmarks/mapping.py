@@ -46,8 +46,8 @@ from rich.table import Table  # noqa: E402
 from spikeforge.datasets import load_fashion_mnist  # noqa: E402
 from spikeforge.encoding import bernoulli  # noqa: E402
 from spikeforge.mapping import (  # noqa: E402
-    Flatten,
     MapOptions,
+    NeuronOrder,
     PlaceMethod,
     conv2d_to_dense,
     load_hardware,
@@ -90,7 +90,7 @@ class ConvAsLinear(torch.nn.Module):
     def weight(self) -> torch.Tensor:
         k = self.kernel.detach().double().numpy()
         return torch.from_numpy(conv2d_to_dense(k, (1, self.side, self.side), self.stride,
-                                                order=Flatten.HWC))
+                                                order=NeuronOrder.HWC))
 
 
 def build(kind: str) -> LIFMLP:

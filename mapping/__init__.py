@@ -11,11 +11,11 @@ from .balance import balance_partition
 from .cost import TileCycleModel
 from .flow import PASSES, MapOptions, MapState, Pass, run_mapping, write_mapping
 from .hardware import HardwareSpec, hardware_from_dict, load_hardware
-from .lowering import Flatten, conv2d_to_dense
+from .lowering import NeuronOrder, conv2d_to_dense
 from .partition import (
     Fragment,
-    Group,
     MappingError,
+    NeuronGroupPlan,
     Partition,
     Role,
     check_partition,
@@ -29,9 +29,9 @@ __all__ = [
     "Activity",
     "ActivitySource",
     "Analysis",
-    "Flatten",
+    "NeuronOrder",
     "Fragment",
-    "Group",
+    "NeuronGroupPlan",
     "HardwareSpec",
     "MapOptions",
     "MapState",

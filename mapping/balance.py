@@ -29,7 +29,7 @@ from spikeforge.qnet import QNet
 from .activity import Activity
 from .cost import DEFAULT_CYCLES, TileCycleModel
 from .hardware import HardwareSpec
-from .partition import Group, Partition, group_load, make_group, row_bits
+from .partition import NeuronGroupPlan, Partition, group_load, make_group, row_bits
 
 __all__ = ["Policy", "balance_partition"]
 
@@ -66,7 +66,7 @@ def balance_partition(part: Partition, net: QNet, hw: HardwareSpec, activity: Ac
     """
     budget = hw.n_tiles if budget is None else min(budget, hw.n_tiles)
 
-    def load(g: Group) -> float:
+    def load(g: NeuronGroupPlan) -> float:
         return group_load(net, hw, activity, g, model)
 
     groups = list(part.groups)
@@ -84,19 +84,19 @@ def balance_partition(part: Partition, net: QNet, hw: HardwareSpec, activity: Ac
     return Partition(part.net_name, part.layer_names, part.weight_bits, tuple(best[2]))
 
 
-def _tiles(groups: list[Group]) -> int:
+def _tiles(groups: list[NeuronGroupPlan]) -> int:
     return sum(len(g.chunks) for g in groups)
 
 
-def _spend(groups: list[Group], net: QNet, hw: HardwareSpec, activity: Activity,
-           model: TileCycleModel, budget: int, policy: Policy, load) -> list[Group]:
+def _spend(groups: list[NeuronGroupPlan], net: QNet, hw: HardwareSpec, activity: Activity,
+           model: TileCycleModel, budget: int, policy: Policy, load) -> list[NeuronGroupPlan]:
     groups = list(groups)
     loads = [load(g) for g in groups]
     used = _tiles(groups)
     while used < budget:
         gi = max(range(len(groups)), key=lambda i: (loads[i], -i))
         g = groups[gi]
-        cands: list[list[Group]] = []
+        cands: list[list[NeuronGroupPlan]] = []
         if g.n_neurons >= 2:
             mid = (g.neurons[0] + g.neurons[1]) // 2
             cands.append([make_group(net, hw, g.layer, (g.neurons[0], mid), 1, activity, model),
@@ -125,8 +125,8 @@ def _spend(groups: list[Group], net: QNet, hw: HardwareSpec, activity: Activity,
     return groups
 
 
-def _shift(groups: list[Group], net: QNet, hw: HardwareSpec, activity: Activity,
-           model: TileCycleModel, load, max_moves: int = 64) -> list[Group]:
+def _shift(groups: list[NeuronGroupPlan], net: QNet, hw: HardwareSpec, activity: Activity,
+           model: TileCycleModel, load, max_moves: int = 64) -> list[NeuronGroupPlan]:
     """Move neurons from the busiest group to a neighbour while the pair gets lighter."""
     groups = list(groups)
     lanes = hw.tile.neuron_lanes
@@ -171,8 +171,8 @@ def _shift(groups: list[Group], net: QNet, hw: HardwareSpec, activity: Activity,
     return groups
 
 
-def _reclaim(groups: list[Group], net: QNet, hw: HardwareSpec, activity: Activity,
-             model: TileCycleModel, bar: float, load) -> list[Group]:
+def _reclaim(groups: list[NeuronGroupPlan], net: QNet, hw: HardwareSpec, activity: Activity,
+             model: TileCycleModel, bar: float, load) -> list[NeuronGroupPlan]:
     """Fewer chunks, or merged neighbours, wherever the busiest tile stays within ``bar``."""
     groups = list(groups)
     changed = True

@@ -2,8 +2,8 @@
 
 Input lines are flattened channel-major, ``(c * H + y) * W + x`` (as ``torch``
 flattens ``[C, H, W]``). Output neurons are flattened either the same way
-(:attr:`Flatten.CHW`) or position-major, ``(y * W_out + x) * C_out + o``
-(:attr:`Flatten.HWC`, the default): then a contiguous range of neurons -- what
+(:attr:`NeuronOrder.CHW`) or position-major, ``(y * W_out + x) * C_out + o``
+(:attr:`NeuronOrder.HWC`, the default): then a contiguous range of neurons -- what
 a tile holds -- is a band of output rows with all their channels, whose
 receptive field is a narrow band of the input, so it needs few axons.
 
@@ -17,28 +17,28 @@ import enum
 
 import numpy as np
 
-__all__ = ["Flatten", "conv2d_output_shape", "conv2d_to_dense", "neuron_permutation"]
+__all__ = ["NeuronOrder", "conv2d_output_shape", "conv2d_to_dense", "neuron_permutation"]
 
 
-class Flatten(enum.Enum):
+class NeuronOrder(enum.Enum):
     """Order of the output neurons of a lowered convolution."""
 
     CHW = "chw"  # channel-major, like torch's flatten of [C, H, W]
     HWC = "hwc"  # position-major: a neuron range is a band of rows, all channels
 
 
-def neuron_permutation(shape: tuple[int, int, int], order: Flatten) -> np.ndarray:
+def neuron_permutation(shape: tuple[int, int, int], order: NeuronOrder) -> np.ndarray:
     """Neuron ``a`` of ``order`` is neuron ``perm[a]`` of the channel-major numbering.
 
     The one definition of a ``[C, H, W]`` layer's neuron numbering: ``CHW`` is the
     identity, ``HWC`` numbers ``(y * W + x) * C + c``. Rows of a channel-major
     matrix go to ``order`` by ``m[perm]``, columns by ``m[:, perm]``.
     """
-    if not isinstance(order, Flatten):
-        raise ValueError(f"order must be a Flatten, not {order!r}")
+    if not isinstance(order, NeuronOrder):
+        raise ValueError(f"order must be a NeuronOrder, not {order!r}")
     c, h, w = (int(n) for n in shape)
     idx = np.arange(c * h * w)
-    if order is Flatten.CHW:
+    if order is NeuronOrder.CHW:
         return idx
     return idx.reshape(c, h, w).transpose(1, 2, 0).ravel()
 
@@ -55,7 +55,7 @@ def conv2d_output_shape(in_shape: tuple[int, int, int], kernel: int, stride: int
 
 
 def conv2d_to_dense(weights: np.ndarray, in_shape: tuple[int, int, int], stride: int = 1,
-                    padding: int = 0, order: Flatten = Flatten.HWC) -> np.ndarray:
+                    padding: int = 0, order: NeuronOrder = NeuronOrder.HWC) -> np.ndarray:
     """The dense ``[C_out*H_out*W_out, C*H*W]`` matrix of a convolution (zero padding).
 
     Parameters
@@ -67,7 +67,7 @@ def conv2d_to_dense(weights: np.ndarray, in_shape: tuple[int, int, int], stride:
     stride, padding : int
         As in ``torch.nn.Conv2d``; padded positions have no input line, so
         they simply contribute no synapse.
-    order : Flatten
+    order : NeuronOrder
         Order of the output neurons (the rows).
 
     Returns

@@ -37,7 +37,7 @@ from .hardware import HardwareSpec
 
 __all__ = [
     "Fragment",
-    "Group",
+    "NeuronGroupPlan",
     "MappingError",
     "Partition",
     "Role",
@@ -62,7 +62,7 @@ class Role(enum.Enum):
 
 
 @dataclass(frozen=True, eq=False)
-class Group:
+class NeuronGroupPlan:
     """Neurons ``[lo, hi)`` of layer ``layer`` and the chunks of their fan-in."""
 
     layer: int
@@ -114,7 +114,7 @@ class Partition:
     net_name: str
     layer_names: tuple[str, ...]
     weight_bits: tuple[int, ...]
-    groups: tuple[Group, ...]
+    groups: tuple[NeuronGroupPlan, ...]
 
     @cached_property
     def fragments(self) -> tuple[Fragment, ...]:
@@ -206,7 +206,7 @@ def _axon_cap(hw: HardwareSpec, n_neurons: int, wb: int) -> int:
     return min(hw.tile.axons, hw.tile.synapse_memory_bits // row_bits(n_neurons, wb))
 
 
-def group_load(net: QNet, hw: HardwareSpec, activity: Activity, g: Group,
+def group_load(net: QNet, hw: HardwareSpec, activity: Activity, g: NeuronGroupPlan,
                model: TileCycleModel = DEFAULT_CYCLES) -> float:
     """Mean cycles per step of the busiest tile of ``g`` (memoized on ``activity``)."""
     # the activity belongs to one network; the load depends on the lanes, not other limits
@@ -223,7 +223,7 @@ def group_load(net: QNet, hw: HardwareSpec, activity: Activity, g: Group,
 
 def make_group(net: QNet, hw: HardwareSpec, l: int, neurons: tuple[int, int],
                 k: int = 1, activity: Activity | None = None,
-                model: TileCycleModel = DEFAULT_CYCLES) -> Group:
+                model: TileCycleModel = DEFAULT_CYCLES) -> NeuronGroupPlan:
     """A group with at least ``k`` chunks (more when the limits need them).
 
     Without activity the chunks have equal line counts. With it they are cut
@@ -235,7 +235,7 @@ def make_group(net: QNet, hw: HardwareSpec, l: int, neurons: tuple[int, int],
     cap = _axon_cap(hw, neurons[1] - neurons[0], layer.weight_bits)
     k = max(k, math.ceil(len(rf) / cap), 1)
     if activity is None:
-        return Group(l, neurons, split_axons(rf, k, cap))
+        return NeuronGroupPlan(l, neurons, split_axons(rf, k, cap))
     key = ("make_group", model, hw.tile, l, neurons, k)
     if key not in activity.memo:
         activity.memo[key] = _cut_group(net, hw, l, neurons, k, activity, model, rf, cap)
@@ -243,13 +243,14 @@ def make_group(net: QNet, hw: HardwareSpec, l: int, neurons: tuple[int, int],
 
 
 def _cut_group(net: QNet, hw: HardwareSpec, l: int, neurons: tuple[int, int], k: int,
-               activity: Activity, model: TileCycleModel, rf: np.ndarray, cap: int) -> Group:
+               activity: Activity, model: TileCycleModel, rf: np.ndarray,
+               cap: int) -> NeuronGroupPlan:
     layer = net.layers[l]
     mass = activity.in_counts(l)
     lanes = hw.tile.neuron_lanes
 
     def busiest(chunks: tuple[np.ndarray, ...]) -> float:
-        return group_load(net, hw, activity, Group(l, neurons, chunks), model)
+        return group_load(net, hw, activity, NeuronGroupPlan(l, neurons, chunks), model)
 
     best = split_axons(rf, k, cap, mass)
     cur = best
@@ -263,7 +264,7 @@ def _cut_group(net: QNet, hw: HardwareSpec, l: int, neurons: tuple[int, int], k:
         cur = split_axons(rf, k, cap, mass, overhead=np.maximum(cyc - own, 0.0))
         if busiest(cur) < busiest(best):
             best = cur
-    return Group(l, neurons, best)
+    return NeuronGroupPlan(l, neurons, best)
 
 
 def partition_network(net: QNet, hw: HardwareSpec, activity: Activity | None = None
@@ -278,7 +279,7 @@ def partition_network(net: QNet, hw: HardwareSpec, activity: Activity | None = N
         If a weight does not fit a tile's memory or the network needs more
         tiles than the hardware has; the message says by how much.
     """
-    groups: list[Group] = []
+    groups: list[NeuronGroupPlan] = []
     for l, layer in enumerate(net.layers):
         wb = layer.weight_bits
         mem = hw.tile.synapse_memory_bits

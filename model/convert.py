@@ -52,7 +52,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from spikeforge.encoding import bernoulli, regular
-from spikeforge.mapping.lowering import Flatten as Order
+from spikeforge.mapping.lowering import NeuronOrder as Order
 from spikeforge.mapping.lowering import conv2d_output_shape, conv2d_to_dense
 from spikeforge.qnet import Reset
 

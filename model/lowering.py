@@ -26,7 +26,7 @@ range of neurons -- what one neuron tile of the hardware holds -- then covers a
 small patch of the image and reads a small receptive field, so its weight
 memory is shallow (``neuron_order = "channel"`` keeps PyTorch's order). The
 numbering is :func:`spikeforge.mapping.lowering.neuron_permutation`
-(``"position"`` is ``Flatten.HWC``, ``"channel"`` ``Flatten.CHW``);
+(``"position"`` is ``NeuronOrder.HWC``, ``"channel"`` ``NeuronOrder.CHW``);
 ``meta["neuron_order"]`` records it.
 
 A :class:`~spikeforge.model.backres.BackRes` block is unrolled
@@ -48,7 +48,7 @@ import torch
 from torch import nn
 
 from spikeforge.leak import leak_shifts_for, nearest_leak
-from spikeforge.mapping.lowering import Flatten as Order
+from spikeforge.mapping.lowering import NeuronOrder as Order
 from spikeforge.mapping.lowering import conv2d_output_shape, conv2d_to_dense, neuron_permutation
 from spikeforge.qnet import InputSpec, QNet
 
@@ -140,7 +140,7 @@ def _module_matrix(m: nn.Module, shape: tuple[int, ...]
 
 
 def _order(neuron_order: str | Order) -> Order:
-    """``"position"`` (or ``Flatten.HWC``) and ``"channel"`` (or ``Flatten.CHW``) as a Flatten."""
+    """``"position"`` (``NeuronOrder.HWC``) or ``"channel"`` (``NeuronOrder.CHW``) as an order."""
     if isinstance(neuron_order, Order):
         return neuron_order
     named = {"position": Order.HWC, "channel": Order.CHW}
@@ -177,10 +177,10 @@ def snn_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int, membr
     layer_names : sequence of str, optional
         A name for each layer of ``snn`` used in error messages and recorded in
         ``meta["source_layers"]`` (default: ``"index:Type"``).
-    neuron_order : {"position", "channel"} or spikeforge.mapping.lowering.Flatten
+    neuron_order : {"position", "channel"} or spikeforge.mapping.lowering.NeuronOrder
         Numbering of a hidden layer with a ``[C, H, W]`` output: ``(y, x, c)``
-        (default, ``Flatten.HWC``) or ``(c, y, x)`` as PyTorch flattens it
-        (``Flatten.CHW``); see :func:`~spikeforge.mapping.lowering.neuron_permutation`.
+        (default, ``NeuronOrder.HWC``) or ``(c, y, x)`` as PyTorch flattens it
+        (``NeuronOrder.CHW``); see :func:`~spikeforge.mapping.lowering.neuron_permutation`.
 
     Returns
     -------

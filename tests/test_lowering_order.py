@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spikeforge.mapping.lowering import Flatten, conv2d_to_dense, neuron_permutation
+from spikeforge.mapping.lowering import NeuronOrder, conv2d_to_dense, neuron_permutation
 
 torch = pytest.importorskip("torch")
 
@@ -13,11 +13,11 @@ torch = pytest.importorskip("torch")
 def test_conv2d_to_dense_orders_are_one_permutation() -> None:
     rng = np.random.default_rng(0)
     w = rng.normal(size=(3, 2, 3, 3))
-    chw = conv2d_to_dense(w, (2, 6, 5), stride=2, padding=1, order=Flatten.CHW)
-    hwc = conv2d_to_dense(w, (2, 6, 5), stride=2, padding=1, order=Flatten.HWC)
-    perm = neuron_permutation((3, 3, 3), Flatten.HWC)
+    chw = conv2d_to_dense(w, (2, 6, 5), stride=2, padding=1, order=NeuronOrder.CHW)
+    hwc = conv2d_to_dense(w, (2, 6, 5), stride=2, padding=1, order=NeuronOrder.HWC)
+    perm = neuron_permutation((3, 3, 3), NeuronOrder.HWC)
     np.testing.assert_array_equal(hwc, chw[perm])
-    np.testing.assert_array_equal(neuron_permutation((3, 3, 3), Flatten.CHW), np.arange(27))
+    np.testing.assert_array_equal(neuron_permutation((3, 3, 3), NeuronOrder.CHW), np.arange(27))
     # position-major: neuron (y * W + x) * C + c is channel-major (c * H + y) * W + x
     assert perm[(1 * 3 + 2) * 3 + 1] == (1 * 3 + 1) * 3 + 2
 
@@ -43,12 +43,12 @@ def test_snn_lowering_gives_the_mapper_matrix(order: str, stride: int, padding: 
     snn = SNN([conv, LIF(1.0, 1.0), FlattenLayer(), ro])
     q = snn_to_qnet(snn, shape, weight_bits=8, membrane_bits=24, timesteps=4,
                     neuron_order=order)
-    flat = Flatten.HWC if order == "position" else Flatten.CHW
+    flat = NeuronOrder.HWC if order == "position" else NeuronOrder.CHW
     expect = conv2d_to_dense(w, shape, stride, padding, flat)
     np.testing.assert_array_equal(np.asarray(q.layers[0].weights), expect.astype(np.int64))
     # the float matrix before the order is applied is the channel-major one
     fw, _, _ = dense_equivalent([conv], shape)
-    np.testing.assert_array_equal(fw, conv2d_to_dense(w, shape, stride, padding, Flatten.CHW))
+    np.testing.assert_array_equal(fw, conv2d_to_dense(w, shape, stride, padding, NeuronOrder.CHW))
     # both numberings are the same network
     other = snn_to_qnet(snn, shape, weight_bits=8, membrane_bits=24, timesteps=4,
                         neuron_order="channel" if order == "position" else "position")

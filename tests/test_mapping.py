@@ -13,9 +13,9 @@ import yaml
 from spikeforge.errors import ConfigError, SpikeforgeError
 from spikeforge.mapping import (
     ActivitySource,
-    Flatten,
     MapOptions,
     MappingError,
+    NeuronOrder,
     PlacementProblem,
     PlaceMethod,
     balance_partition,
@@ -293,8 +293,8 @@ def test_conv_lowering_matches_a_direct_convolution():
         ref = np.array([[[np.sum(w[o] * xp[:, y * stride:y * stride + 3,
                                             c * stride:c * stride + 3])
                           for c in range(wo)] for y in range(ho)] for o in range(3)])
-        chw = conv2d_to_dense(w, (2, 7, 6), stride, pad, Flatten.CHW)
-        hwc = conv2d_to_dense(w, (2, 7, 6), stride, pad, Flatten.HWC)
+        chw = conv2d_to_dense(w, (2, 7, 6), stride, pad, NeuronOrder.CHW)
+        hwc = conv2d_to_dense(w, (2, 7, 6), stride, pad, NeuronOrder.HWC)
         assert np.array_equal(chw @ x.ravel(), ref.ravel())
         assert np.array_equal(hwc @ x.ravel(), ref.transpose(1, 2, 0).ravel())
 
