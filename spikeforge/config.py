@@ -65,8 +65,9 @@ class QuantConfig(_Strict):
 
 class RtlConfig(_Strict):
     simulator: Literal["icarus", "verilator"] = "icarus"
-    # cocotb: Python drives every cycle (stalls possible); fast: plain-Verilog testbench
-    mode: Literal["cocotb", "fast"] = "cocotb"
+    # fast: plain-Verilog testbench (the default of every command, as for sim/verify);
+    # cocotb: Python drives every cycle (stalls possible)
+    mode: Literal["cocotb", "fast"] = "fast"
     samples: _int(1, MAX_SAMPLES) | Literal["all"] = "all"  # at most the test set
     stall_seed: Seed | None = None
 

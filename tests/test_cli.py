@@ -1,7 +1,8 @@
 """The `spikeforge` command line: one-line errors with exit status 2, and a real run.
 
 The end-to-end run trains a tiny network, quantizes it, simulates the Verilog
-under cocotb + Icarus and writes the report; it is skipped only without iverilog.
+with the plain-Verilog testbench on Icarus (the second run under cocotb) and
+writes the report; it is skipped only without iverilog.
 """
 
 from __future__ import annotations
@@ -381,13 +382,15 @@ def test_run_files(tiny_run):
 def test_second_run_replaces_out(tiny_run, tmp_path, capsys):
     (tiny_run / "stale.txt").write_text("from before")
     cfg = tmp_path / "again.yaml"
-    cfg.write_text(TINY.replace("epochs: 2", "epochs: 1").replace("samples: 12", "samples: 3"))
+    cfg.write_text(TINY.replace("epochs: 2", "epochs: 1")
+                   .replace("samples: 12", "samples: 3\n  mode: cocotb"))
     assert main(["run", str(cfg), "--out", str(tiny_run)]) == 0
     capsys.readouterr()
     assert (tiny_run / "stale.txt").read_text() == "from before"  # the user's: kept
     r = json.loads((tiny_run / "report.json").read_text())
     assert r["config"]["train"]["epochs"] == 1
     assert r["rtl"]["samples"] == 3 and r["rtl"]["mismatches"] == 0
+    assert r["rtl"]["mode"] == "cocotb"
     assert r["counters"]["reference"] == r["counters"]["rtl"]
     assert (tiny_run / "model.qnet.yaml").is_file()
     assert not list(tiny_run.glob(".spikeforge-stage-*"))
