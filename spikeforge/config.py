@@ -16,9 +16,9 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field
 
-from spikeforge.configbase import StrictModel
+from spikeforge.configbase import StrictModel, load_model
 from spikeforge.datasets import DATASET_SIZES
 from spikeforge.errors import ConfigError
 from spikeforge.trainconfig import (
@@ -103,15 +103,7 @@ def train_config(cfg: RunConfig) -> TrainRunConfig:
 def load_config(path: str | os.PathLike[str]) -> RunConfig:
     """Read and validate a run config; raise :class:`ConfigError` with file and field."""
     p = Path(path)
-    doc = read_yaml(p)
-    if doc is None:
-        doc = {}
-    if not isinstance(doc, dict):
-        raise ConfigError(str(p), "-", "must be a YAML mapping")
-    try:
-        cfg = RunConfig.model_validate(doc)
-    except ValidationError as e:
-        raise _config_error(str(p), e) from None
+    cfg = load_model(p, RunConfig, _config_error, empty_ok=True)
     bad = check_sizes(cfg)
     if bad is not None:
         raise ConfigError(str(p), *bad)

@@ -16,7 +16,7 @@ from spikeforge.errors import ConfigError
 from spikeforge.qnet import SPIKING_RESETS, Reset
 from spikeforge.yamlio import short
 
-__all__ = ["SpikingReset", "StrictModel", "error_location", "validation_error"]
+__all__ = ["SpikingReset", "StrictModel", "error_location", "load_model", "validation_error"]
 
 
 class StrictModel(BaseModel):
@@ -59,3 +59,26 @@ def validation_error(source: str, e: ValidationError | dict[str, Any],
     if kind == "value_error":
         return ConfigError(source, loc, msg)
     return ConfigError(source, loc, f"{msg} (got {short(err.get('input'))})")
+
+
+def load_model(path, model_cls, translate=None, empty_ok: bool = False):
+    """Read the YAML at ``path`` and validate it as ``model_cls``: the one config loader.
+
+    ``translate(source, error)`` turns a ``ValidationError`` into the one-line
+    :class:`ConfigError` (default :func:`validation_error`); ``empty_ok`` lets an
+    empty file stand for ``{}``.
+    """
+    from pathlib import Path
+
+    from spikeforge.yamlio import read_yaml
+
+    p = Path(path)
+    doc = read_yaml(p)
+    if doc is None and empty_ok:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise ConfigError(str(p), "-", "must be a YAML mapping")
+    try:
+        return model_cls.model_validate(doc)
+    except ValidationError as e:
+        raise (translate or validation_error)(str(p), e) from None

@@ -16,10 +16,9 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from spikeforge.configbase import SpikingReset, StrictModel, validation_error
+from spikeforge.configbase import SpikingReset, StrictModel, load_model, validation_error
 from spikeforge.errors import ConfigError
 from spikeforge.qnet import RESET_RULES, Reset
-from spikeforge.yamlio import read_yaml
 
 __all__ = [
     "ConvSpec",
@@ -279,13 +278,7 @@ class TrainRunConfig(_Strict):
 def load_train_config(path: str | os.PathLike[str]) -> TrainRunConfig:
     """Read and validate a training config; raise ConfigError naming file and field."""
     p = Path(path)
-    doc = read_yaml(p)
-    if not isinstance(doc, dict):
-        raise ConfigError(str(p), "-", "must be a YAML mapping")
-    try:
-        cfg = TrainRunConfig.model_validate(doc)
-    except ValidationError as e:
-        raise _config_error(str(p), e) from None
+    cfg = load_model(p, TrainRunConfig, _config_error)
     if cfg.export is not None and cfg.encoding.kind is Encoding.DIRECT:
         raise ConfigError(str(p), "export", "a QNet reads spikes and direct input is "
                           "real-valued: export needs encoding.kind bernoulli, latency or regular")
