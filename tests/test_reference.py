@@ -6,12 +6,16 @@ docs/QNET.md formula ``v = sat(v - Σ(v >> k) + I + bias)``, then compare and re
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
+from spikeforge import reference
 from spikeforge.encoding import bernoulli
-from spikeforge.qnet import InputSpec, Layer, QNet, Reset
-from spikeforge.reference import layer_step, predict, simulate
+from spikeforge.qnet import SPIKING_RESETS, InputSpec, Layer, QNet, Reset
+from spikeforge.reference import RefResult, _simulate_slow, layer_step, predict, simulate
+from spikeforge.sim.fuzz import random_layout, random_qnet, random_spikes
 
 
 def _layer(
@@ -362,3 +366,182 @@ def test_bernoulli_rate() -> None:
 def test_bernoulli_invalid(bad: np.ndarray) -> None:
     with pytest.raises(ValueError):
         bernoulli(bad, 4, seed=0)
+
+
+# ----------------------------------------------------------------------------- fast == literal
+# simulate() runs layer by layer with BLAS products in float32/float64 where that is exact
+# (reference._exact_dtype); _simulate_slow is the literal layer_step loop in int64. They
+# must agree on everything the hardware is checked on.
+
+
+def _assert_same(fast: RefResult, slow: RefResult) -> None:
+    def same(a: np.ndarray, b: np.ndarray, what: str) -> None:
+        assert a.dtype == b.dtype and a.shape == b.shape, what
+        np.testing.assert_array_equal(a, b, err_msg=what)
+
+    assert fast.spikes.keys() == slow.spikes.keys()
+    for name in slow.spikes:
+        same(fast.spikes[name], slow.spikes[name], f"spikes {name}")
+    assert fast.membrane.keys() == slow.membrane.keys()
+    for name in slow.membrane:
+        same(fast.membrane[name], slow.membrane[name], f"membrane {name}")
+    assert fast.counters.keys() == slow.counters.keys()
+    for name, counters in slow.counters.items():
+        assert fast.counters[name].keys() == counters.keys()
+        for counter, values in counters.items():
+            same(fast.counters[name][counter], values, f"{counter} {name}")
+    same(fast.scores, slow.scores, "scores")
+    same(fast.predictions, slow.predictions, "predictions")
+
+
+def _both(net: QNet, x: np.ndarray, visits=None) -> RefResult:
+    slow = _simulate_slow(net, x, visits)
+    _assert_same(simulate(net, x, visits), slow)
+    return slow
+
+
+@pytest.mark.parametrize("first", range(0, 240, 40))
+def test_fast_equals_slow_random_nets_and_layouts(first: int) -> None:
+    for seed in range(first, first + 40):
+        net = random_qnet(seed)
+        x = random_spikes(seed, net, 6)
+        _both(net, x)
+        _both(net, x, random_layout(seed, net).visits())
+
+
+def _with(layer: Layer, **changes) -> Layer:
+    return dataclasses.replace(layer, **changes)
+
+
+@pytest.mark.parametrize("mode", SPIKING_RESETS)
+def test_fast_equals_slow_every_reset_with_bias_and_thresholds(mode: Reset) -> None:
+    fired = 0
+    for seed in range(30):
+        rng = np.random.default_rng(1000 + seed)
+        net = random_qnet(seed)
+        layers = []
+        for layer in net.layers:
+            lo, hi = layer.membrane_range
+            extra = {"reset": mode} if layer.fire else {}
+            if seed % 2:  # per-neuron thresholds and a bias on every layer
+                extra["threshold"] = rng.integers(1, min(hi, 40) + 1, size=layer.n_out)
+                extra["bias"] = rng.integers(max(lo, -20), min(hi, 20) + 1, size=layer.n_out)
+            layers.append(_with(layer, **extra))
+        net = dataclasses.replace(net, layers=tuple(layers))
+        x = random_spikes(seed, net, 6)
+        slow = _both(net, x, random_layout(seed, net).visits())
+        fired += sum(int(s.sum()) for s in slow.spikes.values())
+    assert fired > 0
+
+
+def test_fast_equals_slow_saturation_heavy() -> None:
+    """Narrow membranes driven into both ends every step; the readout stays saturated."""
+    rng = np.random.default_rng(3)
+    for sign in (1, -1):
+        w1 = sign * rng.integers(20, 64, size=(9, 13))
+        w2 = sign * rng.integers(30, 64, size=(4, 9))
+        for mode in SPIKING_RESETS:
+            net = _net(_layer(w1, threshold=60, leak=[2], reset=mode, wb=7, vb=8, name="h"),
+                       _layer(np.abs(w2), fire=False, reset=Reset.NONE, wb=7, vb=7, name="o",
+                              bias=np.full(4, 10)),
+                       timesteps=7)
+            x = random_spikes(5, net, 8)
+            x[0] = 1
+            slow = _both(net, x)
+            assert slow.membrane["o"][0].tolist() == [63] * 4  # saturated at the top
+            if sign < 0:
+                assert slow.membrane["h"][0].min() == -128  # and at the bottom
+
+
+def test_fast_uses_float32_for_the_fashion_shape() -> None:
+    rng = np.random.default_rng(0)
+    layer = _layer(rng.integers(-128, 128, size=(300, 784)), wb=8, vb=16, leak=[3, 4])
+    assert reference._exact_dtype(layer) == np.float32
+
+
+def test_fast_exactness_bound_at_the_float32_limit() -> None:
+    """16-bit weights: the largest row sum of |W| that float32 still holds is 2^24."""
+    # 511 * 32768 + 2^(14+1) (membrane) = 2^24 exactly: float32; one more line: float64
+    for n_in, want in ((511, np.float32), (512, np.float64)):
+        for value in (-32768, 32767):
+            w = np.full((3, n_in), value)
+            layer = _layer(w, threshold=np.array([1, 100, 8191]), wb=16, vb=14,
+                           reset=Reset.SUBTRACT, name="w")
+            if value < 0:
+                assert reference._step_bound(layer) == (1 << 24) + (n_in - 511) * 32768
+            assert reference._exact_dtype(layer) == want, (n_in, value)
+            readout = _layer(np.ones((2, 3)), fire=False, reset=Reset.NONE, wb=2, vb=20,
+                             name="o")
+            net = _net(layer, readout, timesteps=5)
+            x = random_spikes(n_in, net, 6)
+            x[0] = 1
+            x[1, :, ::2] = 0  # about half the lines: a current far from saturation
+            x[1, :, 1::2] = 1
+            _both(net, x)
+
+
+def test_fast_equals_slow_16_bit_weights_wide_layers() -> None:
+    """Weights near the 16-bit limits on 1,200 input lines (rows of |W| about 2^25.2:
+    float64) feeding a layer that float32 holds; wide membranes, per-neuron thresholds."""
+    rng = np.random.default_rng(11)
+    w1 = rng.choice([-1, 1], size=(40, 1200)) * rng.integers(30000, 32768, size=(40, 1200))
+    l1 = _layer(w1, threshold=rng.integers(1, 1 << 22, size=40), wb=16, vb=26, leak=[5, 7],
+                reset=Reset.SUBTRACT_UNLEAKED, bias=rng.integers(-1 << 20, 1 << 20, size=40),
+                name="wide")
+    l2 = _layer(rng.integers(-128, 128, size=(12, 40)), threshold=200, wb=8, vb=12, leak=[2],
+                reset=Reset.SUBTRACT, name="mid")
+    l3 = _layer(rng.integers(-32768, 32768, size=(5, 12)), fire=False, reset=Reset.NONE,
+                wb=16, vb=22, name="out")
+    assert [reference._exact_dtype(l) for l in (l1, l2, l3)] == [np.float64, np.float32,
+                                                                  np.float32]
+    net = _net(l1, l2, l3, timesteps=9)
+    x = random_spikes(4, net, 10)
+    slow = _both(net, x)
+    assert slow.spikes["wide"].any() and slow.spikes["mid"].any()
+
+
+_F32, _F64, _I64 = np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int64)
+
+
+@pytest.mark.parametrize(("limits", "kinds"), [
+    ({}, {_I64}),  # no float type: all int64
+    ({_F64: 1 << 53}, {_F64}),  # float64 for every layer
+    ({_F32: 1 << 8, _F64: 1 << 12}, {_F32, _F64, _I64}),  # all three, mixed within nets
+])
+def test_fast_falls_back_to_int64_past_the_bound(monkeypatch, limits, kinds) -> None:
+    """A layer whose bound no float type holds runs in int64 (real QNets cannot reach 2^53:
+    the limits are lowered here); nets mixing the types give the same results."""
+    monkeypatch.setattr(reference, "_EXACT_LIMITS", limits)
+    seen = set()
+    for seed in range(60):
+        net = random_qnet(seed)
+        seen.update(reference._exact_dtype(layer) for layer in net.layers)
+        x = random_spikes(seed, net, 5)
+        _both(net, x, random_layout(seed, net).visits())
+    assert seen == kinds
+
+
+def test_fast_unknown_reset_action_runs_in_int64(monkeypatch) -> None:
+    monkeypatch.setattr(reference, "_BOUNDED_AT_SPIKE", frozenset())
+    net = random_qnet(4)
+    assert {reference._exact_dtype(layer) for layer in net.layers} == {np.dtype(np.int64)}
+    _both(net, random_spikes(4, net, 5))
+
+
+@pytest.mark.parametrize("values", [1, 37, 500])
+def test_fast_blocks_of_samples(monkeypatch, values: int) -> None:
+    """Samples run in blocks (the last one short); the blocks join up exactly."""
+    monkeypatch.setattr(reference, "_BLOCK_VALUES", values)
+    for seed in range(10):
+        net = random_qnet(seed)
+        x = random_spikes(seed, net, 11)
+        _both(net, x, random_layout(seed, net).visits())
+
+
+def test_fast_inputs_of_any_form() -> None:
+    net = _random_net(np.random.default_rng(2))
+    rng = np.random.default_rng(5)
+    x = (rng.random((5, 12, 10)) < 0.5).astype(np.uint8)
+    for xi in (x, x.astype(bool), x.astype(np.float64), x.astype(np.int8), x[0],
+               x[:, ::-1, ::-1], x[:, :1], np.concatenate([x, x], axis=1), x[:0], x[:, :0]):
+        _both(net, xi)
