@@ -9,10 +9,9 @@ prints the accuracy of
 * the ANN on the clean test images;
 * the float converted SNN on rate-coded test images (``--coding``: Bernoulli,
   the default, or the deterministic regular code);
-* its QNet (8-bit weights, membrane widths from data), computed by
-  ``QuantSNN.run`` (the QNet's integer arithmetic in float64);
-* the same QNet in the reference simulator (``spikeforge.reference.simulate``),
-  with a check that the reference and ``QuantSNN.run`` give equal predictions;
+* its QNet (``Conversion.to_qnet``: ``snn_to_qnet``, 8-bit weights, membrane
+  widths from data) in the reference simulator (``spikeforge.reference.simulate``),
+  the QNet's integer arithmetic;
 
 at T = 8, 16, 32, 64, 128. Each test image is rate coded once for 128 steps
 (``spikeforge.encoding.bernoulli``, seed ``1000 + chunk`` per chunk of 100
@@ -56,7 +55,6 @@ from spikeforge.model.convert import (  # noqa: E402
 )
 from spikeforge.model.encoders import Encoding  # noqa: E402
 from spikeforge.model.engine import retain_freed_memory  # noqa: E402
-from spikeforge.model.quantize import QuantSNN  # noqa: E402
 from spikeforge.reference import simulate  # noqa: E402
 
 STEPS = (8, 16, 32, 64, 128)
@@ -103,7 +101,6 @@ def main() -> None:
                     help="steps of the spiking runs of threshold balancing")
     ap.add_argument("--snn-samples", type=int, default=2000)
     ap.add_argument("--qnet-samples", type=int, default=300)
-    ap.add_argument("--ref-samples", type=int, default=30)
     ap.add_argument("--weight-bits", type=int, default=8)
     ap.add_argument("--membrane-calib", type=int, default=100,
                     help="training images whose 128-step membranes set the widths")
@@ -129,7 +126,6 @@ def main() -> None:
     epochs = args.epochs or (8 if args.dataset == "fashion" else 30)
     n_snn = min(args.snn_samples, len(xte))
     n_q = min(args.qnet_samples, n_snn)
-    n_ref = min(args.ref_samples, n_q, CHUNK)
 
     torch.manual_seed(args.seed)
     net = small_cnn(SHAPE)
@@ -150,8 +146,7 @@ def main() -> None:
     ann_ok = (ann_pred == yte_t).numpy()
     print(f"dataset {args.dataset}: {len(xtr)} train / {len(xte)} test images; "
           f"ANN test accuracy {pct(evaluate_ann(net, xte_t, yte_t))} (all {len(xte)})")
-    print(f"subsets (first N test images): float SNN N={n_snn}, QNet integer forward "
-          f"N={n_q}, QNet reference N={n_ref}")
+    print(f"subsets (first N test images): float SNN N={n_snn}, QNet (reference) N={n_q}")
 
     for mname in args.methods:
         method = Method(mname)
@@ -169,25 +164,20 @@ def main() -> None:
         t_snn = time.time() - t0
 
         t0 = time.time()
-        q = QuantSNN(conv.layers, args.weight_bits)
         cal = as_time_major(code(xtr[:args.membrane_calib], 7, coding))
-        bits = q.calibrate([cal[:, i:i + 25] for i in range(0, cal.shape[1], 25)],
-                           margin_bits=1)
-        qnet = q.to_qnet(timesteps=max(STEPS), name=f"{args.dataset}_{mname}",
-                         input_shape=SHAPE)
-        q_pred = np.zeros((len(STEPS), n_q), dtype=np.int64)
-        for c in range(-(-n_q // CHUNK)):
-            sp = chunk_spikes(xte, c, coding)[:n_q - c * CHUNK]
-            r = q.run(as_time_major(sp))
-            for k, t in enumerate(STEPS):
-                q_pred[k, c * CHUNK:c * CHUNK + len(sp)] = r.readout[t - 1].argmax(1).numpy()
-        t_q = time.time() - t0
+        qnet = conv.to_qnet(weight_bits=args.weight_bits, timesteps=max(STEPS),
+                            calibration=[cal[:, i:i + 25] for i in range(0, cal.shape[1], 25)],
+                            margin_bits=1, name=f"{args.dataset}_{mname}")
+        bits = [layer.membrane_bits for layer in qnet.layers]
+        t_low = time.time() - t0
 
         t0 = time.time()
-        sp0 = chunk_spikes(xte, 0, coding)[:n_ref]
-        ref_pred = np.stack([simulate(qnet, sp0[:, :t]).predictions for t in STEPS])
+        ref_pred = np.zeros((len(STEPS), n_q), dtype=np.int64)
+        for c in range(-(-n_q // CHUNK)):
+            sp = chunk_spikes(xte, c, coding)[:n_q - c * CHUNK]
+            for k, t in enumerate(STEPS):
+                ref_pred[k, c * CHUNK:c * CHUNK + len(sp)] = simulate(qnet, sp[:, :t]).predictions
         t_ref = time.time() - t0
-        same = bool(np.array_equal(ref_pred, q_pred[:, :n_ref]))
 
         what = (f"{args.percentile:g}th percentile" if method is Method.NORM
                 else "threshold balancing")
@@ -195,19 +185,15 @@ def main() -> None:
         print(f"thresholds {[round(t, 4) for t in conv.thresholds]}; QNet {args.weight_bits}-bit "
               f"weights, integer thresholds {[l.threshold for l in qnet.layers if l.fire]}, "
               f"membrane bits {bits}")
-        print(f"seconds: convert {t_conv:.1f}, float SNN {t_snn:.0f}, QNet integer forward "
-              f"{t_q:.0f}, reference {t_ref:.0f}; reference predictions == integer forward "
-              f"on all {n_ref} x {len(STEPS)} runs: {same}")
+        print(f"seconds: convert {t_conv:.1f}, float SNN {t_snn:.0f}, QNet lowering and "
+              f"membrane calibration {t_low:.1f}, reference {t_ref:.0f}")
         print(f"| T | ANN, all {len(xte)} | float SNN, N={n_snn} | ANN, same {n_snn} "
-              f"| QNet (integer forward), N={n_q} | ANN, same {n_q} "
-              f"| QNet (reference), N={n_ref} | ANN, same {n_ref} |")
-        print("|---|---|---|---|---|---|---|---|")
+              f"| QNet (reference), N={n_q} | ANN, same {n_q} |")
+        print("|---|---|---|---|---|---|")
         for k, t in enumerate(STEPS):
-            q_acc = float((q_pred[k] == yte[:n_q]).mean())
-            r_acc = float((ref_pred[k] == yte[:n_ref]).mean())
+            r_acc = float((ref_pred[k] == yte[:n_q]).mean())
             print(f"| {t} | {pct(ann_ok.mean())} | {pct(snn_ok[k].mean())} "
-                  f"| {pct(ann_ok[:n_snn].mean())} | {pct(q_acc)} | {pct(ann_ok[:n_q].mean())} "
-                  f"| {pct(r_acc)} | {pct(ann_ok[:n_ref].mean())} |")
+                  f"| {pct(ann_ok[:n_snn].mean())} | {pct(r_acc)} | {pct(ann_ok[:n_q].mean())} |")
     print(f"\ntotal {time.time() - t_start:.0f} s")
 
 

@@ -24,15 +24,14 @@ unrolled ``n`` times, as in BackRes) gets ``n`` thresholds, one per unrolling
 step.
 
 :func:`to_snn` builds the float IF network (:class:`~spikeforge.model.network.SNN`
-of the time-major layers); :func:`to_float_layers` lowers it to dense layers
-for a QNet: every convolution and average pooling becomes a matrix through
-:func:`spikeforge.mapping.lowering.conv2d_to_dense` (pooling as a convolution
-with kernel ``I / k^2`` and stride ``k``), and the linear operations between two
-spiking layers are multiplied into one dense layer (pooling of spikes is
-linear, so it folds into the next layer's weights). Neurons are ordered
-channel-major, as ``torch.flatten`` orders them. The QNet itself comes from
-:class:`~spikeforge.model.quantize.QuantSNN` (per-layer weight scale, membrane
-widths from data).
+of the time-major layers); :meth:`Conversion.to_qnet` lowers it with the one
+SNN lowering, :func:`spikeforge.model.lowering.snn_to_qnet`: the linear
+operations between two spiking layers (conv, pooling, flatten, linear) become
+one dense layer (pooling of spikes is linear, so it folds into the next layer's
+weights), each layer gets its own weight scale and the threshold
+``max(1, round(theta s))`` (``threshold_rounding="nearest"``), and the membrane
+widths are then chosen from data
+(:func:`spikeforge.model.quantize.calibrate_membranes`).
 
 The SNN reads rate-coded pixels made by the numpy coders of the hardware
 chain (:func:`rate_code`): Bernoulli spikes (:func:`spikeforge.encoding.bernoulli`)
@@ -43,7 +42,7 @@ float SNN, the QNet in the reference and the RTL see the same bits.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,14 +51,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from spikeforge.encoding import bernoulli, regular
-from spikeforge.mapping.lowering import NeuronOrder as Order
-from spikeforge.mapping.lowering import conv2d_output_shape, conv2d_to_dense
-from spikeforge.qnet import Reset
+from spikeforge.mapping.lowering import NeuronOrder
+from spikeforge.qnet import QNet, Reset
 
 from .encoders import Encoding
-from .export import FloatDense
 from .layers import LIF, Conv2d, Dense, DenseReadout, Flatten, Pool2d, PoolKind
+from .lowering import snn_to_qnet
 from .network import SNN
+from .quantize import calibrate_membranes
 
 __all__ = [
     "Method",
@@ -72,7 +71,6 @@ __all__ = [
     "rate_code",
     "scores_per_steps",
     "small_cnn",
-    "to_float_layers",
     "to_snn",
     "train_ann",
 ]
@@ -388,54 +386,6 @@ def scores_per_steps(snn: SNN, spikes: torch.Tensor, steps: Sequence[int]) -> li
     return out
 
 
-def _pool_matrix(size: int, shape: tuple[int, int, int]) -> np.ndarray:
-    """Average pooling of ``shape`` as a dense matrix (a conv with kernel ``I / size^2``)."""
-    c = shape[0]
-    kernel = np.zeros((c, c, size, size))
-    kernel[np.arange(c), np.arange(c)] = 1.0 / size**2
-    return conv2d_to_dense(kernel, shape, stride=size, order=Order.CHW)
-
-
-def to_float_layers(net: ReLUNet, thresholds: Sequence[float]) -> list[FloatDense]:
-    """Dense IF layers ``h1, h2, ...`` and a readout ``out`` of the converted ``net``.
-
-    The operations between two spiking layers (pooling, flatten, conv or
-    linear) are multiplied into one dense matrix; see the module doc.
-    """
-    if len(thresholds) != net.n_hidden:
-        raise ValueError(f"need {net.n_hidden} thresholds, not {len(thresholds)}")
-    shape = net.in_shape
-    chain: np.ndarray | None = None
-    out: list[FloatDense] = []
-    for i, op in enumerate(net.ops):
-        if isinstance(op, nn.Flatten):
-            shape = (int(np.prod(shape)),)
-            continue
-        if isinstance(op, nn.AvgPool2d):
-            k = _pool_size(op)
-            m = _pool_matrix(k, shape)
-            shape = (shape[0], shape[1] // k, shape[2] // k)
-        elif isinstance(op, nn.Conv2d):
-            if len(shape) != 3:
-                raise ValueError(f"op {i}: a convolution needs a [C, H, W] input, not {shape}")
-            w = op.weight.detach().double().numpy()
-            m = conv2d_to_dense(w, shape, stride=op.stride[0], padding=op.padding[0],
-                                order=Order.CHW)
-            shape = conv2d_output_shape(shape, op.kernel_size[0], op.stride[0], op.padding[0],
-                                        op.out_channels)
-        else:
-            m = op.weight.detach().double().numpy()
-            shape = (op.out_features,)
-        chain = m if chain is None else m @ chain
-        if isinstance(op, _WEIGHTED):
-            if i < len(net.ops) - 1:
-                out.append(FloatDense(f"h{len(out) + 1}", chain, float(thresholds[len(out)]),
-                                      (), Reset.SUBTRACT))
-                chain = None
-    out.append(FloatDense("out", chain, None))
-    return out
-
-
 @dataclass
 class Conversion:
     """A converted network.
@@ -446,13 +396,48 @@ class Conversion:
         One per hidden layer use.
     snn : SNN
         The float IF network.
-    layers : list of FloatDense
-        Its dense lowering, ready for :class:`~spikeforge.model.quantize.QuantSNN`.
+    input_shape : tuple of int
+        Shape of one input (the ReLUNet's ``in_shape``).
     """
 
     thresholds: list[float]
     snn: SNN
-    layers: list[FloatDense]
+    input_shape: tuple[int, ...]
+
+    def to_qnet(self, *, weight_bits: int, timesteps: int,
+                calibration: Iterable[torch.Tensor], margin_bits: int = 0,
+                name: str = "conversion",
+                neuron_order: str | NeuronOrder = "position") -> QNet:
+        """The QNet of :attr:`snn`, with membrane widths chosen from ``calibration``.
+
+        :func:`~spikeforge.model.lowering.snn_to_qnet` with
+        ``threshold_rounding="nearest"`` (per-layer weight scale ``s``, integer
+        threshold ``max(1, round(theta s))``) at the widest membranes, then
+        :func:`~spikeforge.model.quantize.calibrate_membranes`.
+
+        Parameters
+        ----------
+        weight_bits : int
+            Signed weight width.
+        timesteps : int
+            ``T`` of the QNet.
+        calibration : iterable of torch.Tensor
+            Rate-coded images ``[T, B, ...]`` (:func:`rate_code`) at the step count
+            the QNet will run; their membranes set the widths.
+        margin_bits : int
+            Extra membrane bits beyond the observed range.
+        name : str
+            QNet name; layers are ``fc1``, ``fc2``, ...
+        neuron_order : {"position", "channel"} or NeuronOrder
+            Numbering of a conv layer's neurons (as for ``snn_to_qnet``).
+        """
+        q = snn_to_qnet(self.snn, self.input_shape, weight_bits=weight_bits,
+                        membrane_bits=_WIDEST, timesteps=timesteps, name=name,
+                        neuron_order=neuron_order, threshold_rounding="nearest")
+        return calibrate_membranes(q, calibration, margin_bits)
+
+
+_WIDEST = 48  # lowering width; calibrate_membranes narrows it
 
 
 def convert(net: ReLUNet, x: torch.Tensor, method: Method = Method.NORM, *,
@@ -469,4 +454,4 @@ def convert(net: ReLUNet, x: torch.Tensor, method: Method = Method.NORM, *,
         th = balance_thresholds(net, rate_code(x, timesteps, seed, net.in_shape, coding))
     else:
         raise ValueError(f"method must be a Method, not {method!r}")
-    return Conversion(thresholds=th, snn=to_snn(net, th), layers=to_float_layers(net, th))
+    return Conversion(thresholds=th, snn=to_snn(net, th), input_shape=net.in_shape)

@@ -14,7 +14,10 @@ integer threshold ``ceil(s)`` (where ``quantize_dense`` rounds a threshold):
 an integer membrane ``v`` reaches ``s`` exactly
 when ``v >= ceil(s)``, so a float membrane that lands exactly on its
 threshold (as with the small weights of hand-made graphs) is compared the same
-way in both.
+way in both. ``threshold_rounding="nearest"`` is the other rule, that of
+:func:`~spikeforge.model.export.quantize_dense` (PTQ, QAT) and of ANN
+conversion: the weights are not divided, the layer's scale is that of its own
+weights, and the threshold is ``max(1, round(theta s))``.
 
 A ``Conv2d`` becomes its matrix by
 :func:`spikeforge.mapping.lowering.conv2d_to_dense` (the one conv lowering, also
@@ -152,7 +155,8 @@ def _order(neuron_order: str | Order) -> Order:
 def snn_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int, membrane_bits: int,
                 timesteps: int, name: str = "snn", leak_tolerance: float = 1e-5,
                 layer_names: Sequence[str] | None = None,
-                neuron_order: str | Order = "position") -> QNet:
+                neuron_order: str | Order = "position",
+                threshold_rounding: str = "ceil") -> QNet:
     """Quantize a float :class:`SNN` into a QNet of dense layers.
 
     Parameters
@@ -181,6 +185,14 @@ def snn_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int, membr
         Numbering of a hidden layer with a ``[C, H, W]`` output: ``(y, x, c)``
         (default, ``NeuronOrder.HWC``) or ``(c, y, x)`` as PyTorch flattens it
         (``NeuronOrder.CHW``); see :func:`~spikeforge.mapping.lowering.neuron_permutation`.
+    threshold_rounding : {"ceil", "nearest"}
+        ``"ceil"`` (default): a spiking layer's weights and bias are divided by
+        its threshold and the integer threshold is ``ceil(s)`` (see the module
+        doc). ``"nearest"``: the weights keep their values, ``s`` is the scale
+        of the layer's own weights and the integer threshold ``max(1,
+        round(theta s))``, as :func:`~spikeforge.model.export.quantize_dense`
+        rounds it; ANN conversion (:meth:`spikeforge.model.convert.Conversion.to_qnet`)
+        uses it. The integer weights are the same in both but for float32 ties.
 
     Returns
     -------
@@ -193,11 +205,14 @@ def snn_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int, membr
         Naming the first layer a QNet cannot express, and why.
     """
     order_kind = _order(neuron_order)
+    if threshold_rounding not in ("ceil", "nearest"):
+        raise ValueError(f"threshold_rounding must be 'ceil' or 'nearest', not "
+                         f"{threshold_rounding!r}")
     if any(isinstance(m, BackRes) for m in snn.layers):
         return backres_to_qnet(snn, input_shape, weight_bits=weight_bits,
                                membrane_bits=membrane_bits, timesteps=timesteps, name=name,
                                leak_tolerance=leak_tolerance, layer_names=layer_names,
-                               neuron_order=neuron_order)
+                               neuron_order=neuron_order, threshold_rounding=threshold_rounding)
     mods = list(snn.layers)
     names = _layer_names(mods, layer_names)
     shape = tuple(int(n) for n in input_shape)
@@ -250,7 +265,7 @@ def snn_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int, membr
                 weights[l + 1] = weights[l + 1][:, perm]
                 order[l] = list(shapes[l])
 
-    shifts, resets = [], []
+    shifts, resets, thetas = [], [], []
     for l, (lname, m) in enumerate(lifs):
         p = m.step_params()
         if p.refractory:
@@ -260,7 +275,10 @@ def snn_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int, membr
             raise LoweringError(lname, "LIF", _no_leak(p.beta, leak_tolerance, membrane_bits))
         # a learnable threshold is a tensor that requires grad
         theta = float(p.threshold.detach() if torch.is_tensor(p.threshold) else p.threshold)
-        weights[l], biases[l] = weights[l] / theta, biases[l] / theta
+        if threshold_rounding == "ceil":
+            weights[l], biases[l] = weights[l] / theta, biases[l] / theta
+            theta = 1.0
+        thetas.append(theta)
         shifts.append(k)
         resets.append(p.reset)
     spiking_last = readout_beta is None
@@ -273,7 +291,8 @@ def snn_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int, membr
         ro = shifts[-1]
 
     # Per-layer quantization (export.quantize_dense) of the float32 weights (the precision
-    # the network trained in): a hidden layer's threshold is 1 after the division above.
+    # the network trained in): with "ceil" a hidden layer's threshold is 1 after the division
+    # above.
     n_spiking = len(lifs)
     scales, layers = [], []
     for l, (w, b) in enumerate(zip(weights, biases)):
@@ -288,11 +307,13 @@ def snn_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int, membr
         scales.append(float(scale))
         qname = f"fc{l + 1}"
         if l < n_spiking:
-            fl = FloatDense(qname, w32, 1.0, shifts[l], resets[l], bias=b32)
+            fl = FloatDense(qname, w32, thetas[l], shifts[l], resets[l], bias=b32)
             layer = quantize_dense(fl, scale, weight_bits=weight_bits,
                                    membrane_bits=membrane_bits)
             # v >= 1 in float is s*v >= s; for the integer v ~ s*v that is v >= ceil(s).
-            theta = max(1, math.ceil(scale))
+            # ("nearest": quantize_dense's max(1, round(theta s)).)
+            theta = (max(1, math.ceil(scale)) if threshold_rounding == "ceil"
+                     else int(layer.threshold))
             _check_fits(qname, np.asarray(layer.weights), layer.biases, theta, membrane_bits)
             layer = dataclasses.replace(layer, threshold=theta)
         else:
@@ -331,7 +352,8 @@ _RELU_REASON = ("ReLU neurons send real values and a QNet layer reads spikes (0/
 def backres_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int,
                     membrane_bits: int, timesteps: int, name: str = "snn",
                     leak_tolerance: float = 1e-5, layer_names: Sequence[str] | None = None,
-                    neuron_order: str | Order = "position") -> QNet:
+                    neuron_order: str | Order = "position",
+                    threshold_rounding: str = "ceil") -> QNet:
     """Quantize an SNN with weight-shared layers (BackRes blocks) into a QNet of dense layers.
 
     A :class:`~spikeforge.model.backres.BackRes` block of ``n`` steps is
@@ -359,7 +381,7 @@ def backres_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int,
     Parameters
     ----------
     snn, input_shape, weight_bits, membrane_bits, timesteps, name, leak_tolerance, layer_names,
-    neuron_order
+    neuron_order, threshold_rounding
         As for :func:`snn_to_qnet`.
 
     Returns
@@ -390,7 +412,7 @@ def backres_to_qnet(snn: SNN, input_shape: Sequence[int], *, weight_bits: int,
     q = snn_to_qnet(SNN(flat), input_shape, weight_bits=weight_bits,
                     membrane_bits=membrane_bits, timesteps=timesteps, name=name,
                     leak_tolerance=leak_tolerance, layer_names=flat_names,
-                    neuron_order=neuron_order)
+                    neuron_order=neuron_order, threshold_rounding=threshold_rounding)
     layers = list(q.layers)
     shared: dict[str, str] = {}
     for uses in _shared_uses(flat, q):

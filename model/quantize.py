@@ -38,6 +38,7 @@ once, when the layer is built), which is what makes 2- to 4-bit weights usable.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -46,7 +47,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from spikeforge.qnet import RESET_RULES, InputSpec, QNet, bits_for_signed, signed_range
+from spikeforge.qnet import (
+    RESET_RULES,
+    AtSpike,
+    InputSpec,
+    QNet,
+    bits_for_signed,
+    signed_range,
+)
 
 from .export import FloatDense, float_layers, quantize_dense, weight_scale
 from .mlp import LIFMLP
@@ -59,6 +67,7 @@ __all__ = [
     "QuantDense",
     "QuantRun",
     "QuantSNN",
+    "calibrate_membranes",
     "mse_clip",
     "post_training_quantize",
 ]
@@ -408,3 +417,67 @@ def post_training_quantize(model: LIFMLP | SNN | Sequence[FloatDense],
     q = QuantSNN(layers, weight_bits, clip=clip)
     q.calibrate(calibration, margin_bits=margin_bits)
     return q.to_qnet(timesteps=timesteps, name=name, input_shape=input_shape)
+
+
+def calibrate_membranes(qnet: QNet, batches: Iterable[torch.Tensor | np.ndarray],
+                        margin_bits: int = 0) -> QNet:
+    """``qnet`` with every layer's ``membrane_bits`` chosen from the membranes seen on ``batches``.
+
+    The rule of :meth:`QuantSNN.calibrate`, on a QNet: each layer runs its
+    integer arithmetic (docs/QNET.md §2) without saturation, and its width is
+    the smallest signed width holding every membrane value seen (after the add,
+    before the reset), 0 and a spiking layer's threshold, plus ``margin_bits``
+    (2..48). ANN conversion lowers with wide membranes
+    (:func:`spikeforge.model.lowering.snn_to_qnet`), then narrows them here.
+
+    Parameters
+    ----------
+    qnet : QNet
+        The network; its widths only need to hold the threshold.
+    batches : iterable of torch.Tensor or numpy.ndarray
+        Time-major input spikes ``[T, B, ...]`` (``B * prod(...)`` = ``B * n_in``), at
+        the step count the network will run.
+    margin_bits : int
+        Extra bits beyond the observed range.
+
+    Returns
+    -------
+    QNet
+    """
+    n = len(qnet.layers)
+    lo, hi = [0] * n, [0] * n
+    seen = False
+    for xb in batches:
+        x = xb.detach().cpu().numpy() if torch.is_tensor(xb) else np.asarray(xb)
+        x = x.reshape(x.shape[0], x.shape[1], -1)
+        for l, layer in enumerate(qnet.layers):
+            w = np.asarray(layer.weights, np.int64)
+            # exact: 0/1 spikes times integers, every sum within the float type's integers
+            dt = np.float32 if int(np.abs(w).sum(1).max()) < 2**24 else np.float64
+            current = np.rint(x.astype(dt) @ w.T.astype(dt)).astype(np.int64)
+            current += layer.biases
+            rule, th = RESET_RULES[layer.reset], layer.thresholds
+            v = np.zeros(current.shape[1:], dtype=np.int64)
+            out = []
+            for t in range(current.shape[0]):
+                v = v - sum(v >> k for k in layer.leak_shifts) + current[t]
+                if rule.subtract_next and t > 0:
+                    v = v - th * out[-1]
+                lo[l], hi[l] = min(lo[l], int(v.min())), max(hi[l], int(v.max()))
+                if layer.fire:
+                    s = (v >= th).astype(np.int64)
+                    if rule.at_spike is AtSpike.ZERO:
+                        v = np.where(s > 0, 0, v)
+                    elif rule.at_spike is AtSpike.SUBTRACT:
+                        v = v - th * s
+                    out.append(s)
+            x = np.stack(out) if layer.fire else x
+        seen = True
+    if not seen:
+        raise ValueError("calibration needs at least one batch")
+    layers = []
+    for layer, a, b in zip(qnet.layers, lo, hi):
+        top = max(b, int(np.max(layer.thresholds))) if layer.fire else b
+        bits = min(48, max(2, bits_for_signed(a, top) + margin_bits))
+        layers.append(dataclasses.replace(layer, membrane_bits=bits))
+    return dataclasses.replace(qnet, layers=tuple(layers))

@@ -7,7 +7,9 @@ import pytest
 import torch
 from torch import nn
 
+from spikeforge.mapping.lowering import NeuronOrder, conv2d_output_shape, conv2d_to_dense
 from spikeforge.model.convert import (
+    Conversion,
     Method,
     ReLUNet,
     balance_thresholds,
@@ -18,14 +20,16 @@ from spikeforge.model.convert import (
     rate_code,
     scores_per_steps,
     small_cnn,
-    to_float_layers,
     to_snn,
     train_ann,
 )
 from spikeforge.model.data import load_digits_split
 from spikeforge.model.encoders import Encoding
+from spikeforge.model.export import FloatDense
+from spikeforge.model.layers import LIF, DenseReadout
+from spikeforge.model.lowering import dense_equivalent
 from spikeforge.model.quantize import QuantSNN
-from spikeforge.qnet import load_qnet, save_qnet
+from spikeforge.qnet import Reset, load_qnet, save_qnet
 from spikeforge.reference import simulate
 
 
@@ -66,9 +70,13 @@ def test_shared_weights_get_one_threshold_per_use() -> None:
     assert net.n_hidden == 3
     snn = to_snn(net, [1.0, 2.0, 3.0])
     assert sum(p.numel() for p in snn.parameters()) == 12 + 16 + 8
-    layers = to_float_layers(net, [1.0, 2.0, 3.0])
-    assert [l.threshold for l in layers] == [1.0, 2.0, 3.0, None]
-    np.testing.assert_array_equal(layers[1].weight, layers[2].weight)
+    cal = rate_code(np.random.default_rng(0).random((16, 3)), 8, seed=1)
+    q = Conversion([1.0, 2.0, 3.0], snn, (3,)).to_qnet(weight_bits=8, timesteps=8,
+                                                        calibration=[cal])
+    s = q.meta["scales"]
+    assert len(q.layers) == 4 and s[1] == s[2]  # one scale per matrix: the same integers
+    assert [l.threshold for l in q.layers[:3]] == [round(t * k) for t, k in zip([1, 2, 3], s)]
+    np.testing.assert_array_equal(q.layers[1].weights, q.layers[2].weights)
     with pytest.raises(ValueError, match="need 3 thresholds"):
         to_snn(net, [1.0, 2.0])
 
@@ -80,15 +88,34 @@ def test_relunet_rejects_what_it_cannot_convert() -> None:
         ReLUNet([nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4, 2, bias=False)], (1, 4, 4))
 
 
+def _snn_runs(snn) -> list[list]:
+    """The runs of stateless layers of a converted SNN, one per QNet layer (as snn_to_qnet)."""
+    runs, run = [], []
+    for m in snn.layers:
+        if isinstance(m, LIF):
+            runs.append(run)
+            run = []
+        else:
+            run.append(m)
+    return runs + [run]
+
+
 def test_lowering_equals_the_ann() -> None:
+    # the float matrices snn_to_qnet quantizes: each run of conv, pool, flatten, linear
     torch.manual_seed(0)
     net = small_cnn((2, 12, 12), channels=(3, 4), kernel=3)
-    layers = to_float_layers(net, [1.0] * net.n_hidden)
+    snn = to_snn(net, [1.0] * net.n_hidden)
+    shape, mats = net.in_shape, []
+    for run in _snn_runs(snn):
+        w, b, shape = dense_equivalent(run, shape)
+        assert not b.any()
+        mats.append(w)
+    assert isinstance(snn.layers[-1], DenseReadout) and len(mats) == 3
     x = torch.rand(5, 2 * 12 * 12, dtype=torch.float64)
     h = x.numpy()
-    for l in layers[:-1]:
-        h = np.maximum(h @ l.weight.T, 0.0)
-    out = h @ layers[-1].weight.T
+    for w in mats[:-1]:
+        h = np.maximum(h @ w.T, 0.0)
+    out = h @ mats[-1].T
     np.testing.assert_allclose(out, net.double()(x).detach().numpy(), rtol=1e-9, atol=1e-12)
 
 
@@ -136,32 +163,115 @@ def test_regular_code_agrees_more_than_bernoulli(digits_ann) -> None:
 def test_qnet_export_runs_in_the_reference(tmp_path, digits_ann) -> None:
     net, xtr, xte, yte = digits_ann
     conv = convert(net, torch.tensor(xtr, dtype=torch.float32), Method.NORM)
-    q = QuantSNN(conv.layers, 8)
-    bits = q.calibrate([rate_code(xtr[:200], 32, seed=5)], margin_bits=1)
-    qnet = q.to_qnet(timesteps=32, name="digits_conv", input_shape=(8, 8))
-    assert [l.membrane_bits for l in qnet.layers] == bits
-    assert all(l.leak_shifts == () and l.reset.value == "subtract" for l in qnet.layers[:-1])
+    qnet = conv.to_qnet(weight_bits=8, timesteps=32, name="digits_conv",
+                        calibration=[rate_code(xtr[:200], 32, seed=5)], margin_bits=1)
+    assert [l.name for l in qnet.layers] == ["fc1", "fc2"]
+    assert all(l.leak_shifts == () and l.reset is Reset.SUBTRACT for l in qnet.layers[:-1])
     save_qnet(qnet, tmp_path / "digits_conv")
     qnet = load_qnet(tmp_path / "digits_conv")
     spikes = rate_code(xte[:60], 32, seed=9)
     ref = simulate(qnet, spikes.transpose(0, 1).numpy().astype(np.uint8))
-    run = q.run(spikes)
-    np.testing.assert_array_equal(ref.scores, run.readout[-1].numpy())
-    np.testing.assert_array_equal(ref.spikes["h1"], run.spikes[0].transpose(0, 1).numpy())
     float_pred = scores_per_steps(conv.snn, spikes, [32])[0].argmax(1).numpy()
     assert (ref.predictions == float_pred).mean() >= 0.9
     assert (ref.predictions == yte[:60]).mean() >= 0.85
 
 
-def test_cnn_conversion_to_qnet_matches_reference() -> None:
-    torch.manual_seed(1)
-    net = small_cnn((1, 8, 8), channels=(4,), kernel=3)
-    x = torch.rand(20, 64)
-    conv = convert(net, x, Method.BALANCE, timesteps=8)
-    q = QuantSNN(conv.layers, 6)
-    q.calibrate([rate_code(x.numpy(), 12, seed=1)])
-    qnet = q.to_qnet(timesteps=12)
-    assert [l.n_out for l in qnet.layers] == [4 * 6 * 6, 10]
-    spikes = rate_code(x.numpy()[:8], 12, seed=2)
-    ref = simulate(qnet, spikes.transpose(0, 1).numpy().astype(np.uint8))
-    np.testing.assert_array_equal(ref.scores, q.run(spikes).readout[-1].numpy())
+def _old_float_layers(net: ReLUNet, thresholds) -> list[FloatDense]:
+    """The lowering conversion used before snn_to_qnet (convert.to_float_layers), as an oracle.
+
+    Dense ``FloatDense`` layers ``h1, ..., out`` in channel-major order, to be
+    quantized by ``QuantSNN`` (per-layer scale, threshold ``max(1, round(theta s))``).
+    """
+    shape, chain, out = net.in_shape, None, []
+    for i, op in enumerate(net.ops):
+        if isinstance(op, nn.Flatten):
+            shape = (int(np.prod(shape)),)
+            continue
+        if isinstance(op, nn.AvgPool2d):
+            k, c = int(op.kernel_size), shape[0]
+            kernel = np.zeros((c, c, k, k))
+            kernel[np.arange(c), np.arange(c)] = 1.0 / k**2
+            m = conv2d_to_dense(kernel, shape, stride=k, order=NeuronOrder.CHW)
+            shape = (c, shape[1] // k, shape[2] // k)
+        elif isinstance(op, nn.Conv2d):
+            m = conv2d_to_dense(op.weight.detach().double().numpy(), shape, stride=op.stride[0],
+                                padding=op.padding[0], order=NeuronOrder.CHW)
+            shape = conv2d_output_shape(shape, op.kernel_size[0], op.stride[0], op.padding[0],
+                                        op.out_channels)
+        else:
+            m = op.weight.detach().double().numpy()
+            shape = (op.out_features,)
+        chain = m if chain is None else m @ chain
+        if isinstance(op, nn.Conv2d | nn.Linear) and i < len(net.ops) - 1:
+            out.append(FloatDense(f"h{len(out) + 1}", chain, float(thresholds[len(out)]), (),
+                                  Reset.SUBTRACT))
+            chain = None
+    out.append(FloatDense("out", chain, None))
+    return out
+
+
+def _shared_net() -> ReLUNet:
+    torch.manual_seed(3)
+    shared = nn.Linear(12, 12, bias=False)
+    return ReLUNet([nn.Linear(8, 12, bias=False), shared, shared, shared,
+                    nn.Linear(12, 3, bias=False)], (8,))
+
+
+def _cnn(channels: tuple[int, ...], size: int, seed: int):
+    def make():
+        torch.manual_seed(seed)
+        return small_cnn((channels[0], size, size), channels=channels[1:], kernel=3)
+    return make
+
+
+# (network, calibration and test images, method, weight bits, T, margin bits)
+_NETS = {
+    "digits_mlp_norm": ("digits", Method.NORM, 8, 32, 1),
+    "digits_mlp_balance": ("digits", Method.BALANCE, 8, 32, 1),
+    "cnn1_balance": (_cnn((1, 4), 8, 1), Method.BALANCE, 6, 12, 0),
+    "cnn2_norm": (_cnn((2, 3, 4), 12, 0), Method.NORM, 8, 16, 0),
+    "cnn2_balance": (_cnn((2, 3, 4), 12, 0), Method.BALANCE, 4, 16, 0),
+    "shared_norm": (_shared_net, Method.NORM, 8, 16, 0),
+}
+
+
+@pytest.mark.parametrize("case", list(_NETS))
+def test_conversion_qnet_equals_the_old_lowering(case, digits_ann) -> None:
+    """Conversion.to_qnet (snn_to_qnet) gives the QNet of the old dense lowering + QuantSNN.
+
+    With neuron_order="channel" (the old order) every layer is identical -- integer weights,
+    thresholds, calibrated membrane widths, leak, reset, no bias -- and so are the scales;
+    only the names differ (fc1.. for h1..out). The default position-major numbering is a
+    permutation of the same network: the same scores on every input.
+    """
+    make, method, wb, t_steps, margin = _NETS[case]
+    if make == "digits":
+        net, xtr, xte, _ = digits_ann
+        x, x_test = torch.tensor(xtr, dtype=torch.float32), xte[:60]
+    else:
+        net = make()
+        gen = torch.Generator().manual_seed(7)
+        x = torch.rand(40, int(np.prod(net.in_shape)), generator=gen)
+        x_test = torch.rand(30, x.shape[1], generator=gen).numpy()
+    conv = convert(net, x, method, timesteps=8)
+    cal = rate_code(x[:200].numpy(), t_steps, seed=5)
+    old_q = QuantSNN(_old_float_layers(net, conv.thresholds), wb)
+    old_q.calibrate([cal], margin_bits=margin)
+    old = old_q.to_qnet(timesteps=t_steps)
+    new = conv.to_qnet(weight_bits=wb, timesteps=t_steps, calibration=[cal],
+                       margin_bits=margin, neuron_order="channel")
+    pos = conv.to_qnet(weight_bits=wb, timesteps=t_steps, calibration=[cal],
+                       margin_bits=margin)
+    assert len(new.layers) == len(old.layers)
+    for a, b in zip(old.layers, new.layers):
+        np.testing.assert_array_equal(np.asarray(b.weights), np.asarray(a.weights))
+        assert (b.threshold, b.membrane_bits, b.leak_shifts, b.reset, b.fire, b.bias) == \
+            (a.threshold, a.membrane_bits, a.leak_shifts, a.reset, a.fire, a.bias), b.name
+    assert new.meta["scales"] == pytest.approx(old.meta["scales"], rel=1e-12)
+    spikes = rate_code(x_test, t_steps, seed=9)
+    bits = spikes.transpose(0, 1).numpy().astype(np.uint8)
+    ref_old, ref_new, ref_pos = simulate(old, bits), simulate(new, bits), simulate(pos, bits)
+    np.testing.assert_array_equal(ref_new.scores, ref_old.scores)
+    np.testing.assert_array_equal(ref_pos.scores, ref_old.scores)
+    # and the old QNet is the QuantSNN forward pass, bit for bit
+    np.testing.assert_array_equal(ref_old.scores, old_q.run(spikes).readout[-1].numpy())

@@ -60,12 +60,18 @@ def test_snn_lowering_gives_the_mapper_matrix(order: str, stride: int, padding: 
 def test_conversion_uses_the_same_conv_lowering() -> None:
     from torch import nn
 
-    from spikeforge.model.convert import ReLUNet, to_float_layers
+    from spikeforge.model.convert import Conversion, ReLUNet, rate_code, to_snn
     from spikeforge.model.lowering import dense_equivalent
 
     torch.manual_seed(0)
     conv = nn.Conv2d(1, 2, 3, padding=1, bias=False)
     net = ReLUNet([conv, nn.Flatten(), nn.Linear(2 * 5 * 5, 3, bias=False)], in_shape=(1, 5, 5))
-    layers = to_float_layers(net, [1.0])
+    cal = rate_code(np.random.default_rng(0).random((4, 25)), 4, seed=0)
+    # conversion's QNet is snn_to_qnet's: the conv's matrix is conv2d_to_dense's, quantized
+    q = Conversion([1.0], to_snn(net, [1.0]), (1, 5, 5)).to_qnet(
+        weight_bits=8, timesteps=4, calibration=[cal], neuron_order="channel")
     fw, _, _ = dense_equivalent([conv], (1, 5, 5))
-    np.testing.assert_allclose(layers[0].weight, fw, rtol=0, atol=0)
+    np.testing.assert_array_equal(fw, conv2d_to_dense(conv.weight.detach().double().numpy(),
+                                                      (1, 5, 5), 1, 1, NeuronOrder.CHW))
+    expect = np.round(fw * q.meta["scales"][0]).astype(np.int64)
+    np.testing.assert_array_equal(np.asarray(q.layers[0].weights), expect)

@@ -101,6 +101,33 @@ def test_calibrated_widths_hold_the_observed_range() -> None:
         assert top > 2 ** (b - 2) - 1 or lo < -(2 ** (b - 2))  # one bit fewer would not do
 
 
+@pytest.mark.parametrize("bits", [8, 4])
+@pytest.mark.parametrize("resets", [(Reset.SUBTRACT, Reset.ZERO),
+                                    (Reset.SUBTRACT_UNLEAKED, Reset.SUBTRACT_UNLEAKED)])
+def test_lowered_and_calibrated_qnet_equals_ptq(bits: int, resets) -> None:
+    # calibrate_membranes is QuantSNN.calibrate's rule on a QNet; with it, snn_to_qnet
+    # (threshold_rounding="nearest", as ANN conversion lowers) gives PTQ's QNet (ClipRule.MAX)
+    from spikeforge.model.lowering import snn_to_qnet
+    from spikeforge.model.quantize import calibrate_membranes
+
+    model = _snn(resets=resets)
+    x, xt = _spikes(64, 10, 1)
+    ptq = post_training_quantize(model, bits, [xt], timesteps=10, margin_bits=1)
+    lowered = snn_to_qnet(model, (20,), weight_bits=bits, membrane_bits=48, timesteps=10,
+                          threshold_rounding="nearest")
+    q = calibrate_membranes(lowered, [xt], margin_bits=1)
+    for a, b in zip(ptq.layers, q.layers):
+        np.testing.assert_array_equal(np.asarray(a.weights), np.asarray(b.weights))
+        np.testing.assert_array_equal(a.biases, b.biases)
+        assert (a.threshold, a.membrane_bits, a.leak_shifts, a.reset) == \
+            (b.threshold, b.membrane_bits, b.leak_shifts, b.reset)
+    x2, _ = _spikes(64, 10, 2)
+    np.testing.assert_array_equal(simulate(ptq, x2).scores, simulate(q, x2).scores)
+    with pytest.raises(ValueError, match="threshold_rounding"):
+        snn_to_qnet(model, (20,), weight_bits=bits, membrane_bits=16, timesteps=10,
+                    threshold_rounding="up")
+
+
 def test_ptq_of_lifmlp_matches_to_qnet_weights() -> None:
     torch.manual_seed(3)
     model = LIFMLP([20, 16, 4], leak_shifts=(3, 4), reset=Reset.SUBTRACT, bias=True)
