@@ -24,6 +24,7 @@ from spikeforge.encoding import onchip_rate_encode, sample_seeds
 from spikeforge.errors import SpikeforgeError
 from spikeforge.jsonio import dumps
 from spikeforge.qnet import NpzError, QNet, inspect_npz, load_qnet, qnet_paths
+from spikeforge.sim.tools import MAX_JOBS
 from spikeforge.staging import check_out, staged_output
 from spikeforge.yamlio import short
 
@@ -209,7 +210,8 @@ def _run(args: argparse.Namespace, net: QNet, inputs: Inputs, stage: Path, layou
         from spikeforge.sim.fast import run_fast
 
         return run_fast(net, inputs.stimulus, simulator=args.simulator,
-                        build_dir=stage / "build", seeds=inputs.seeds, layout=layout).result
+                        build_dir=stage / "build", seeds=inputs.seeds, layout=layout,
+                        jobs=args.jobs).result
     from spikeforge.sim.runner import run_rtl
 
     return run_rtl(net, inputs.stimulus, simulator=args.simulator, build_dir=stage / "build",
@@ -222,6 +224,8 @@ def _cmd(args: argparse.Namespace, verify: bool) -> int:
 
     if args.stall_seed is not None and args.mode != "cocotb":
         raise SpikeforgeError("--stall-seed: stalls need --mode cocotb")
+    if args.jobs is not None and args.mode != "fast":
+        raise SpikeforgeError("--jobs: simulator processes over sample shards need --mode fast")
     net = load_qnet(args.qnet)
     sources = [*qnet_paths(args.qnet), args.inputs, args.mapping]
     out = check_out(args.out, sources)
@@ -323,6 +327,9 @@ def add_parsers(sub) -> None:
                        help="fast: plain-Verilog testbench, whole test sets; "
                             "cocotb: Python drives every cycle (random stalls possible; "
                             f"at most {MAX_COCOTB_STEPS:,} samples x timesteps)")
+        p.add_argument("--jobs", type=bounded_int(1, MAX_JOBS), default=None,
+                       help="fast mode: simulator processes running shards of the samples "
+                            "at once (default: one per CPU core, at most one per sample)")
         p.add_argument("--stall-seed", type=seed, default=None,
                        help="cocotb mode: random valid/ready stalls from this seed "
                             "(0..2^64-1)")

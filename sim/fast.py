@@ -11,6 +11,8 @@ the results, so whole test sets run at the simulator's own speed (Icarus
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import shutil
 import time
@@ -20,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from spikeforge.contracts import (
+    COUNTERS,
     EventKind,
     counter_probe_bits,
     event_bits,
@@ -33,19 +36,24 @@ from spikeforge.hw.export import TOP_NAME, write_verilog
 from spikeforge.hw.layout import HardwareLayout
 from spikeforge.hw.params import NetworkParams
 from spikeforge.qnet import QNet
-from spikeforge.sim.protocol import RtlResult, decode_counters, decode_membrane
+from spikeforge.sim.protocol import RtlResult
 from spikeforge.sim.tools import (
+    MAX_JOBS,
     log_tail,
     run_child,
+    run_children,
     simulator_available,
     simulator_environment,
 )
 
-__all__ = ["FastRun", "run_fast", "testbench_verilog"]
+__all__ = ["FastRun", "cpu_count", "run_fast", "shards", "testbench_verilog"]
 
 TB_NAME = "spikeforge_fast_tb"
 _SPIKE = f"1'd{int(EventKind.SPIKE)}"  # the kind bit of a spike, as a Verilog literal
 MAX_SAMPLES = 2**31 - 1  # the testbench counts samples in a Verilog `integer`
+# C++ optimization of the model (Verilator's make defaults to -Os); measured in
+# docs/BENCHMARKS.md "Speed (issue 20)"
+VERILATOR_OPT = ("-MAKEFLAGS", "OPT_FAST=-O2", "-MAKEFLAGS", "OPT_SLOW=-O0")
 _MAX_PATH = 1000  # the testbench reads file names into 1024-character registers
 
 
@@ -224,80 +232,198 @@ def _write_pixel_stimulus(path: Path, pixels: np.ndarray, seeds: np.ndarray) -> 
         f.writelines(f"{int(sd):08x} {bytes(r).hex()}\n" for sd, r in zip(seeds, rows))
 
 
-def _bits(hexstr: str, n: int) -> np.ndarray:
-    value = int(hexstr, 16)
-    raw = np.frombuffer(value.to_bytes((n + 7) // 8, "little"), dtype=np.uint8)
-    return np.unpackbits(raw, bitorder="little")[:n]
+def _hex_bits(digits: list[str], nbits: int) -> np.ndarray:
+    """Bits (uint8 ``[len(digits), nbits]``, bit 0 first) of Verilog ``%h`` values.
+
+    Raises ``ValueError`` on a digit that is not hex (``x``, ``z``) or a value wider
+    than ``nbits``.
+    """
+    width = (nbits + 3) // 4
+    width += width % 2  # whole bytes
+    if not digits:
+        return np.zeros((0, nbits), dtype=np.uint8)
+    if any(len(d) != width for d in digits):
+        if any(len(d) > width for d in digits):
+            raise ValueError(f"a value wider than {nbits} bits")
+        digits = [d.rjust(width, "0") for d in digits]
+    raw = np.frombuffer(bytes.fromhex("".join(digits)), dtype=np.uint8)
+    bits = np.unpackbits(raw.reshape(len(digits), width // 2), axis=1)[:, ::-1]
+    if bits[:, nbits:].any():
+        raise ValueError(f"a value wider than {nbits} bits")
+    return bits[:, :nbits]
 
 
-def _parse(path: Path, params: NetworkParams, n: int) -> RtlResult:
-    res = RtlResult.empty(params, n)
+def _fields(bits: np.ndarray, width: int, signed: bool) -> np.ndarray:
+    """Integers (int64 ``[rows, k]``) of ``bits`` (``[rows, k * width]``, bit 0 first)."""
+    f = bits.reshape(len(bits), -1, width)
+    value = np.zeros(f.shape[:2], dtype=np.int64)
+    for b in range(width):
+        value |= f[:, :, b].astype(np.int64) << b
+    if signed:
+        value -= f[:, :, width - 1].astype(np.int64) << width
+    return value
+
+
+class _Lines:
+    """The lines of one results file, sorted by kind, still as hex digits."""
+
+    def __init__(self, n_layers: int):
+        self.ends: list[list[str]] = []  # per sample: cycles, prediction, (membrane, counters)*
+        self.spikes: list[tuple[list[int], list[int], list[str]]] = [
+            ([], [], []) for _ in range(n_layers)]  # per layer: sample, step, vector
+
+
+def _scan(path: Path, params: NetworkParams, n: int, first: int, errors: list[str]) -> _Lines:
+    """Sort the lines of a results file of samples ``first .. first+n-1``; protocol errors
+    (steps per sample, sample count) go to ``errors``."""
     layers = params.layers
-    s = 0
+    t_steps = params.timesteps
+    lines = _Lines(len(layers))
     steps = [0] * len(layers)
+    s = 0
     with open(path) as f:
         for line in f:
             parts = line.split()
             if not parts:
                 continue
-            if parts[0] == "E":
+            tag = parts[0]
+            if tag == "E":
                 if s >= n:
-                    res.errors.append(f"sample {s}: more samples than were sent")
+                    errors.append(f"sample {first + s}: more samples than were sent")
                     break
-                res.cycles[s] = int(parts[1])
-                res.predictions[s] = int(parts[2])
+                if len(parts) != 3 + 2 * len(layers):
+                    errors.append(f"sample {first + s}: a malformed result line")
+                    parts = ["E", "0", "0", *(["0"] * (2 * len(layers)))]
+                lines.ends.append(parts[1:])
                 for k, p in enumerate(layers):
-                    res.membrane[p.name][s] = decode_membrane(int(parts[3 + 2 * k], 16), p)
-                    for c, v in decode_counters(int(parts[4 + 2 * k], 16), p).items():
-                        res.counters[p.name][c][s] = v
-                    if p.fire and steps[k] != params.timesteps:
-                        res.errors.append(f"sample {s}: layer {p.name} closed {steps[k]} "
-                                          f"steps, not {params.timesteps}")
+                    if p.fire and steps[k] != t_steps:
+                        errors.append(f"sample {first + s}: layer {p.name} closed {steps[k]} "
+                                      f"steps, not {t_steps}")
                 steps = [0] * len(layers)
                 s += 1
-            elif parts[0].startswith("P"):
-                k = int(parts[0][1:])
-                p = layers[k]
-                if s < n and steps[k] < params.timesteps:
-                    res.spikes[p.name][s, steps[k]] = _bits(parts[1], p.n_out)
+            elif tag[0] == "P" and len(parts) == 2:
+                k = int(tag[1:])
+                if s < n and steps[k] < t_steps:
+                    rows, ts, vecs = lines.spikes[k]
+                    rows.append(s)
+                    ts.append(steps[k])
+                    vecs.append(parts[1])
                 steps[k] += 1
     if s != n:
-        res.errors.append(f"sample {s}: the testbench finished after {s} of {n} samples")
+        errors.append(f"sample {first + s}: the testbench finished after {s} of {n} samples")
+    return lines
+
+
+def _parse_into(res: RtlResult, path: Path, params: NetworkParams, first: int, n: int) -> None:
+    """Decode a results file of samples ``first .. first+n-1`` into ``res`` (numpy, no
+    per-sample Python beyond reading the lines)."""
+    layers = params.layers
+    lines = _scan(path, params, n, first, res.errors)
+    m = len(lines.ends)
+    if m:
+        rows = slice(first, first + m)
+        cols = list(zip(*lines.ends))
+        try:
+            res.cycles[rows] = np.array(cols[0], dtype=np.int64)
+            res.predictions[rows] = np.array(cols[1], dtype=np.int64)
+            for k, p in enumerate(layers):
+                vb, cb = p.membrane_bits, p.counter_bits
+                mem = _hex_bits(list(cols[2 + 2 * k]), membrane_probe_bits(p.n_out, vb))
+                res.membrane[p.name][rows] = _fields(mem, vb, signed=True)
+                cnt = _fields(_hex_bits(list(cols[3 + 2 * k]), counter_probe_bits(cb)), cb,
+                              signed=False)
+                for j, c in enumerate(COUNTERS):
+                    res.counters[p.name][c][rows] = cnt[:, j]
+        except ValueError as e:
+            res.errors.append(f"sample {first}: unreadable results in {path.name} ({e})")
+    for k, p in enumerate(layers):
+        samples, steps, vecs = lines.spikes[k]
+        if not vecs:
+            continue
+        try:
+            bits = _hex_bits(vecs, p.n_out)
+        except ValueError as e:
+            res.errors.append(f"sample {first}: unreadable spikes in {path.name} ({e})")
+            continue
+        res.spikes[p.name][np.asarray(samples) + first, np.asarray(steps)] = bits
+
+
+def _parse(path: Path, params: NetworkParams, n: int) -> RtlResult:
+    res = RtlResult.empty(params, n)
+    _parse_into(res, path, params, 0, n)
     return res
 
 
 @dataclass
 class FastRun:
+    """One fast-testbench run: the result, the build's and the simulators' wall times
+    (``run_seconds``: from starting the simulators until the last one ended), the
+    time spent reading their results, and how many simulator processes shared the
+    samples."""
+
     result: RtlResult
     build_seconds: float
     run_seconds: float
     build_dir: Path
+    jobs: int = 1
+    parse_seconds: float = 0.0
 
     @property
     def samples_per_second(self) -> float:
         return len(self.result.cycles) / self.run_seconds if self.run_seconds else float("inf")
 
 
-def _build(simulator: str, build: Path, sources: list[Path], log) -> Path:
+def cpu_count() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def shards(n: int, jobs: int) -> list[tuple[int, int]]:
+    """Contiguous ``[start, stop)`` ranges of ``n`` samples for ``jobs`` processes (at most
+    ``n`` ranges, sizes differing by at most one, in sample order)."""
+    k = max(1, min(jobs, n))
+    edges = [n * i // k for i in range(k + 1)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _build(simulator: str, build: Path, sources: list[Path], log, *, trace: bool = False,
+           threads: int = 1) -> Path:
     if simulator == "icarus":
         exe = build / "tb.vvp"
         cmd = ["iverilog", "-g2005", "-o", str(exe), "-s", TB_NAME, *map(str, sources)]
     else:
-        obj = build / "obj_dir"
+        obj = build / ("obj_dir_trace" if trace else "obj_dir")
         exe = obj / "Vtb"
         cmd = ["verilator", "--binary", "-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3",
-               "--x-assign", "fast", "--x-initial", "unique", "-CFLAGS", "-std=c++20",
-               "-j", str(os.cpu_count() or 1),
+               "--x-assign", "fast", "--x-initial", "fast", "-CFLAGS", "-std=c++20",
+               "-j", str(cpu_count()),
                # the PyPI build leaves the precompiled-header flag empty; large designs
                # are split into several C++ files that include the header through it
                "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include",
+               *VERILATOR_OPT,
+               *(["--trace"] if trace else []),
+               *(["--threads", str(threads)] if threads > 1 else []),
                "--top-module", TB_NAME, "--Mdir", str(obj), "-o", "Vtb", *map(str, sources)]
+    # the same command on the same sources reuses the executable a finished build left
+    stamp = exe.parent / "spikeforge.stamp"
+    digest = hashlib.sha256("\0".join(cmd).encode())
+    for src in sources:
+        digest.update(src.read_bytes())
+    key = digest.hexdigest()
+    if exe.exists() and stamp.exists() and stamp.read_text() == key:
+        log.write(f"reusing {exe} (same command and sources)\n")
+        return exe
+    stamp.unlink(missing_ok=True)
     log.flush()
     rc = run_child(cmd, stdout=log, stderr=log, cwd=build)
     if rc != 0:
         log.flush()
         raise SpikeforgeError(f"{simulator} failed to build the testbench (exit {rc}): "
                               f"{log_tail(log.name) or 'no output'}")
+    stamp.write_text(key)
     return exe
 
 
@@ -305,17 +431,27 @@ def run_fast(qnet: QNet, spikes: np.ndarray, *, simulator: str = "verilator",
              build_dir: str | os.PathLike[str], vcd: str | os.PathLike[str] | None = None,
              verilog: str | os.PathLike[str] | None = None,
              seeds: np.ndarray | None = None,
-             layout: HardwareLayout | None = None) -> FastRun:
-    """Run every sample of ``spikes`` (``[N, T, n_in]``) through the RTL in one simulation.
+             layout: HardwareLayout | None = None,
+             jobs: int | None = None, threads: int = 1) -> FastRun:
+    """Run every sample of ``spikes`` (``[N, T, n_in]``) through the RTL.
 
-    With ``vcd`` (Icarus only) the run also dumps a waveform of the whole DUT there.
+    The samples are cut into ``jobs`` contiguous shards (default: one per CPU
+    core, at most N), each run by its own simulator process on the one build, at
+    the same time; the results come back in sample order (each sample keeps its
+    own seed). With ``vcd`` the run is one process that also dumps a waveform of
+    the whole DUT there (Verilator then builds a ``--trace`` executable beside the
+    plain one). ``threads`` > 1 builds Verilator with ``--threads``.
     ``verilog`` reuses Verilog already generated for this QNet. With ``seeds``
     (uint32 ``[N]``) the design has the on-chip rate encoder and ``spikes`` are
     8-bit pixels ``[N, n_in]``. ``layout`` picks the tiles (default: one per layer).
     """
     encoder = seeds is not None
-    if vcd is not None and simulator != "icarus":
-        raise SpikeforgeError("waveforms of the fast testbench need --simulator icarus")
+    if jobs is not None and not 1 <= jobs <= MAX_JOBS:
+        raise SpikeforgeError(f"jobs must be 1..{MAX_JOBS}, not {jobs}")
+    if not 1 <= threads <= MAX_JOBS:
+        raise SpikeforgeError(f"threads must be 1..{MAX_JOBS}, not {threads}")
+    if threads > 1 and simulator != "verilator":
+        raise SpikeforgeError("threads need --simulator verilator")
     spikes = np.asarray(spikes)
     if encoder:
         if spikes.ndim != 2 or spikes.shape[1] != qnet.n_in or len(seeds) != len(spikes):
@@ -334,14 +470,15 @@ def run_fast(qnet: QNet, spikes: np.ndarray, *, simulator: str = "verilator",
         raise SpikeforgeError(f"simulator {simulator}: {reason}")
     params = NetworkParams(qnet, encoder=encoder, layout=layout)
     build = Path(build_dir).resolve()
-    longest = max(len(str(build / "stimulus.hex")), len(str(Path(vcd).resolve())) if vcd else 0)
+    longest = max(len(str(build / "stimulus-999.hex")), len(str(Path(vcd).resolve())) if vcd else 0)
     if longest > _MAX_PATH:
         raise SpikeforgeError(f"build folder {str(build)[:60]}…: paths over {_MAX_PATH} "
                               "characters do not fit the testbench")
     made = _missing_parents(build)
     build.mkdir(parents=True, exist_ok=True)
     try:
-        return _run(qnet, spikes, simulator, build, vcd, verilog, seeds, params)
+        jobs = 1 if vcd is not None else (cpu_count() if jobs is None else jobs)
+        return _run(qnet, spikes, simulator, build, vcd, verilog, seeds, params, jobs, threads)
     except BaseException:
         if made:  # a failed or interrupted run leaves no folder it made behind
             shutil.rmtree(made[0], ignore_errors=True)
@@ -359,30 +496,49 @@ def _missing_parents(path: Path) -> list[Path]:
 
 
 def _run(qnet: QNet, spikes: np.ndarray, simulator: str, build: Path, vcd, verilog,
-         seeds: np.ndarray | None, params: NetworkParams) -> FastRun:
+         seeds: np.ndarray | None, params: NetworkParams, jobs: int, threads: int) -> FastRun:
     encoder = seeds is not None
     dut = Path(verilog).resolve() if verilog else write_verilog(qnet, build, encoder=encoder,
                                                                 layout=params.layout)
     tb = build / f"{TB_NAME}.v"
     tb.write_text(testbench_verilog(params))
-    stim, out = build / "stimulus.hex", build / "results.txt"
-    if encoder:
-        _write_pixel_stimulus(stim, spikes, seeds)
-    else:
-        _write_stimulus(stim, spikes)
+    parts = shards(len(spikes), jobs)
+    names = [""] if len(parts) == 1 else [f"-{k}" for k in range(len(parts))]
+    stims = [build / f"stimulus{x}.hex" for x in names]
+    outs = [build / f"results{x}.txt" for x in names]
+    for (a, b), stim, out in zip(parts, stims, outs):
+        out.unlink(missing_ok=True)
+        if encoder:
+            _write_pixel_stimulus(stim, spikes[a:b], seeds[a:b])
+        else:
+            _write_stimulus(stim, spikes[a:b])
     with simulator_environment(simulator), open(build / "build.log", "w") as log:
         t0 = time.perf_counter()
-        exe = _build(simulator, build, [tb, dut], log)
+        exe = _build(simulator, build, [tb, dut], log, trace=vcd is not None and
+                     simulator == "verilator", threads=threads)
         t1 = time.perf_counter()
-        args = [f"+in={stim}", f"+out={out}", f"+n={len(spikes)}"]
-        if vcd is not None:
-            args.append(f"+vcd={Path(vcd).resolve()}")
-        cmd = ["vvp", "-n", str(exe), *args] if simulator == "icarus" else [str(exe), *args]
-        with open(build / "sim.log", "w") as slog:
-            rc = run_child(cmd, stdout=slog, stderr=slog, cwd=build)
+        cmds = []
+        for (a, b), stim, out in zip(parts, stims, outs):
+            args = [f"+in={stim}", f"+out={out}", f"+n={b - a}"]
+            if vcd is not None:
+                args.append(f"+vcd={Path(vcd).resolve()}")
+            cmds.append(["vvp", "-n", str(exe), *args] if simulator == "icarus"
+                        else [str(exe), *args])
+        slogs = [build / f"sim{x}.log" for x in names]
+        with contextlib.ExitStack() as stack:
+            files = [stack.enter_context(open(f, "w")) for f in slogs]
+            if len(cmds) == 1:
+                rcs = [run_child(cmds[0], stdout=files[0], stderr=files[0], cwd=build)]
+            else:
+                rcs = run_children(cmds, logs=files, cwd=build)
         t2 = time.perf_counter()
-    if rc != 0 or not out.exists():
-        raise SpikeforgeError(f"{simulator} run failed (exit {rc}): "
-                              f"{log_tail(build / 'sim.log') or 'no output'}")
-    result = _parse(out, params, len(spikes))
-    return FastRun(result=result, build_seconds=t1 - t0, run_seconds=t2 - t1, build_dir=build)
+    for rc, out, slog in zip(rcs, outs, slogs):
+        if rc != 0 or not out.exists():
+            raise SpikeforgeError(f"{simulator} run failed (exit {rc}): "
+                                  f"{log_tail(slog) or 'no output'}")
+    result = RtlResult.empty(params, len(spikes))
+    for (a, b), out in zip(parts, outs):
+        _parse_into(result, out, params, a, b - a)
+    t3 = time.perf_counter()
+    return FastRun(result=result, build_seconds=t1 - t0, run_seconds=t2 - t1, build_dir=build,
+                   jobs=len(parts), parse_seconds=t3 - t2)

@@ -8,15 +8,17 @@ import re
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from spikeforge.signals import held
 
-__all__ = ["SIMULATORS", "log_tail", "run_child", "simulator_available", "simulator_env",
-           "simulator_environment", "use_group_launcher"]
+__all__ = ["MAX_JOBS", "SIMULATORS", "log_tail", "run_child", "run_children", "simulator_available",
+           "simulator_env", "simulator_environment", "use_group_launcher"]
 
 SIMULATORS = ("icarus", "verilator")
+MAX_JOBS = 256  # simulator processes (or Verilator threads) one fast run starts at most
 _MIN_VERILATOR = (5, 36)  # cocotb 2.x and --binary --timing need at least this
 
 
@@ -120,6 +122,55 @@ def run_child(cmd: Sequence[str], *, cwd: str | os.PathLike[str] | None = None,
         return proc.wait()
     except BaseException:
         _stop_group(proc, grace)
+        raise
+
+
+def _stop_groups(procs: Sequence[subprocess.Popen], grace: float) -> None:
+    """:func:`_stop_group` for several children at once: SIGTERM all, one shared grace."""
+    with held():
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for proc in procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(max(0.0, deadline - time.monotonic()))
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def run_children(cmds: Sequence[Sequence[str]], *, logs: Sequence,
+                 cwd: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None,
+                 grace: float = 2.0) -> list[int]:
+    """Run every command of ``cmds`` at once, each in a process group of its own.
+
+    ``logs[k]`` (an open file) takes command ``k``'s stdout and stderr. Returns
+    the exit statuses in the order of ``cmds``. When one command fails the
+    others are stopped (their status is then the signal's, negative); when the
+    wait is left by any exception (Ctrl-C, SIGTERM, SIGHUP, an error) every
+    group is stopped before the exception goes on, as in :func:`run_child`.
+    """
+    procs: list[subprocess.Popen] = []
+    try:
+        for cmd, log in zip(cmds, logs, strict=True):
+            procs.append(subprocess.Popen(list(cmd), cwd=cwd, env=env, stdout=log, stderr=log,
+                                          start_new_session=True))
+        pending = set(range(len(procs)))
+        while pending:
+            for k in sorted(pending):
+                try:
+                    rc = procs[k].wait(0.05)
+                except subprocess.TimeoutExpired:
+                    continue
+                pending.discard(k)
+                if rc != 0 and pending:
+                    _stop_groups([procs[j] for j in sorted(pending)], grace)
+                    pending.clear()
+        return [proc.returncode for proc in procs]
+    except BaseException:
+        _stop_groups(procs, grace)
         raise
 
 

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import signal
+import sys
+import time
 
 import numpy as np
 import pytest
 
 from spikeforge.cli import main
+from spikeforge.encoding import onchip_rate_encode, sample_seeds
+from spikeforge.errors import SpikeforgeError
 from spikeforge.qnet import save_qnet
-from spikeforge.sim.fast import run_fast
+from spikeforge.sim.fast import run_fast, shards
 from spikeforge.sim.fuzz import random_qnet, random_spikes
 from spikeforge.sim.protocol import compare, expected
-from spikeforge.sim.tools import simulator_available
+from spikeforge.sim.tools import run_children, simulator_available
 
 N_FUZZ = 60  # random QNets through Icarus in the default suite; `-m slow` runs 1,000
 
@@ -23,10 +28,10 @@ def _needs(sim: str) -> None:
         pytest.skip(f"{sim}: {reason}")
 
 
-def _check(seed: int, sim: str, tmp_path, samples: int = 6) -> None:
+def _check(seed: int, sim: str, tmp_path, samples: int = 6, jobs: int | None = None) -> None:
     net = random_qnet(seed, max_width=16, max_timesteps=8)
     x = random_spikes(seed, net, samples)
-    run = run_fast(net, x, simulator=sim, build_dir=tmp_path / f"s{seed}")
+    run = run_fast(net, x, simulator=sim, build_dir=tmp_path / f"s{seed}", jobs=jobs)
     assert not run.result.errors, run.result.errors[:3]
     mism = compare(expected(net, x), run.result)
     assert not mism, "\n".join(map(str, mism[:3]))
@@ -42,6 +47,130 @@ def test_fast_icarus_random_qnets(block, tmp_path):
 def test_fast_verilator_random_qnets(tmp_path):
     _needs("verilator")
     _check(3, "verilator", tmp_path, samples=20)
+
+
+# ----------------------------------------------------------------------------- shards
+
+
+def test_shards_cover_every_sample_in_order():
+    for n in (1, 2, 3, 7, 10, 101):
+        for jobs in (1, 2, 3, 4, 16):
+            parts = shards(n, jobs)
+            assert len(parts) == min(n, jobs)
+            assert parts[0][0] == 0 and parts[-1][1] == n
+            assert all(a < b for a, b in parts)
+            assert all(parts[i][1] == parts[i + 1][0] for i in range(len(parts) - 1))
+            sizes = [b - a for a, b in parts]
+            assert max(sizes) - min(sizes) <= 1
+
+
+def _same(a, b) -> None:
+    """Two RTL results are identical in every field."""
+    da, db = a.to_npz_dict(), b.to_npz_dict()
+    assert da.keys() == db.keys()
+    for k in da:
+        np.testing.assert_array_equal(da[k], db[k], err_msg=k)
+
+
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_sharded_run_equals_unsharded_and_reference(sim, tmp_path):
+    """Shards of 1..N samples (N = 1, N below the shard count, uneven shards) give the
+    unsharded run's result, in sample order, and that equals the reference."""
+    _needs(sim)
+    seeds = (2101, 2102, 2103) if sim == "icarus" else (2104,)
+    for seed in seeds:
+        net = random_qnet(seed, max_width=12, max_timesteps=6)
+        x = random_spikes(seed, net, 7)
+        x[3] = 0  # a silent sample among busy ones
+        one = run_fast(net, x, simulator=sim, build_dir=tmp_path / f"{seed}-1", jobs=1)
+        assert one.jobs == 1 and not one.result.errors, one.result.errors[:3]
+        assert not compare(expected(net, x), one.result)
+        for jobs, n in ((2, 7), (3, 7), (4, 2), (8, 7), (3, 1)):
+            run = run_fast(net, x[:n], simulator=sim, build_dir=tmp_path / f"{seed}-{jobs}-{n}",
+                           jobs=jobs)
+            assert run.jobs == min(jobs, n)
+            assert not run.result.errors, run.result.errors[:3]
+            if n == len(x):
+                _same(run.result, one.result)
+            mism = compare(expected(net, x[:n]), run.result)
+            assert not mism, "\n".join(map(str, mism[:3]))
+
+
+def test_sharded_encoder_run_keeps_each_samples_seed(tmp_path):
+    """Pixels and their seeds travel together: shard k's samples keep their own seeds."""
+    _needs("icarus")
+    net = random_qnet(404)
+    rng = np.random.default_rng(4)
+    px = rng.integers(0, 256, (5, net.n_in)).astype(np.uint8)
+    seeds = sample_seeds(5, base=29)
+    ref = expected(net, onchip_rate_encode(px, net.timesteps, seeds))
+    one = run_fast(net, px, simulator="icarus", build_dir=tmp_path / "one", seeds=seeds, jobs=1)
+    assert not one.result.errors and not compare(ref, one.result)
+    for jobs in (2, 3, 6):
+        run = run_fast(net, px, simulator="icarus", build_dir=tmp_path / f"j{jobs}",
+                       seeds=seeds, jobs=jobs)
+        assert not run.result.errors
+        _same(run.result, one.result)
+    # swapping two samples' seeds changes what those samples see: seeds are per sample
+    swapped = seeds[[1, 0, 2, 3, 4]]
+    ref2 = expected(net, onchip_rate_encode(px, net.timesteps, swapped))
+    run = run_fast(net, px, simulator="icarus", build_dir=tmp_path / "sw", seeds=swapped, jobs=2)
+    assert not compare(ref2, run.result)
+
+
+def test_jobs_and_threads_are_checked(tmp_path):
+    net = random_qnet(5)
+    x = random_spikes(5, net, 2)
+    for kw in ({"jobs": 0}, {"jobs": 10_000}, {"threads": 0}):
+        with pytest.raises(SpikeforgeError):
+            run_fast(net, x, simulator="icarus", build_dir=tmp_path / "never", **kw)
+    with pytest.raises(SpikeforgeError, match="verilator"):
+        run_fast(net, x, simulator="icarus", build_dir=tmp_path / "never", threads=2)
+    assert not (tmp_path / "never").exists()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_run_children_stops_every_group_on_an_exception(tmp_path):
+    """Ctrl-C (or SIGTERM) during the wait stops every shard *and* what each started."""
+    pidfiles = [tmp_path / f"pid{k}" for k in range(3)]
+    cmds = [["sh", "-c", f"sleep 60 & echo $! > {f}; wait"] for f in pidfiles]
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 1.0)
+    t0 = time.monotonic()
+    try:
+        with open(tmp_path / "log", "w") as log, pytest.raises(KeyboardInterrupt):
+            run_children(cmds, logs=[log] * 3, cwd=tmp_path)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert time.monotonic() - t0 < 30
+    for f in pidfiles:
+        grandchild = int(f.read_text())
+        deadline = time.monotonic() + 5
+        while _alive(grandchild) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(grandchild), "a shard's own child survived"
+
+
+def test_run_children_statuses_in_order_and_a_failure_stops_the_rest(tmp_path):
+    with open(tmp_path / "log", "w") as log:
+        assert run_children([["sh", "-c", "exit 0"], ["sh", "-c", "exit 3"]],
+                            logs=[log, log]) == [0, 3]
+        t0 = time.monotonic()
+        rcs = run_children([["sh", "-c", "exit 5"], ["sleep", "60"]], logs=[log, log])
+    assert rcs[0] == 5 and rcs[1] != 0 and time.monotonic() - t0 < 30
 
 
 def test_fast_testbench_reports_a_broken_design(tmp_path):
