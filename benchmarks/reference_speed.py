@@ -8,7 +8,8 @@ The fast ``simulate`` and the literal per-step loop it replaced
 each; the first pair is checked to agree on every spike, membrane, counter,
 score and prediction. The time is of the whole call (input checks included)::
 
-    .venv/bin/python benchmarks/reference_speed.py [--samples 2000] [--repeats 7] [--no-slow]
+    .venv/bin/python benchmarks/reference_speed.py [--samples 2000] [--repeats 7] [--no-slow] \
+        [--blas-threads 1] [--compare-threads]
 """
 
 from __future__ import annotations
@@ -42,13 +43,28 @@ def same(a: reference.RefResult, b: reference.RefResult) -> bool:
             and all(x.dtype == y.dtype and np.array_equal(x, y) for x, y in pairs))
 
 
+def own_threads(net, spikes) -> reference.RefResult:
+    """``simulate`` with the BLAS's own thread count (no limit)."""
+    limit, reference._BLAS_THREADS = reference._BLAS_THREADS, None
+    try:
+        return reference.simulate(net, spikes)
+    finally:
+        reference._BLAS_THREADS = limit
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--qnet-dir", default="out/bench-fashion")
     ap.add_argument("--samples", type=int, default=2000)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--no-slow", action="store_true", help="time only the fast simulate")
+    ap.add_argument("--blas-threads", type=int, default=reference._BLAS_THREADS,
+                    help="BLAS threads in simulate (0: the BLAS's own count; default "
+                         f"{reference._BLAS_THREADS})")
+    ap.add_argument("--compare-threads", action="store_true",
+                    help="also time simulate with the BLAS's own thread count, interleaved")
     args = ap.parse_args()
+    reference._BLAS_THREADS = args.blas_threads or None
     console = Console(width=120)
     net = fashion_qnet(Path(args.qnet_dir), console)
     _, _, x_te, y_te = load_fashion_mnist()
@@ -58,8 +74,11 @@ def main() -> int:
     console.print(f"{net.name}: {sizes}, "
                   f"T = {net.timesteps}, {n} test images, input spike rate "
                   f"{spikes.mean():.3f}; compute types "
-                  f"{[str(reference._exact_dtype(layer)) for layer in net.layers]}")
+                  f"{[str(reference._exact_dtype(layer)) for layer in net.layers]}, BLAS "
+                  f"threads {reference._BLAS_THREADS or 'default'}")
     impls = {"simulate (fast)": reference.simulate}
+    if args.compare_threads:
+        impls["simulate, BLAS's own threads"] = own_threads
     if not args.no_slow:
         impls["_simulate_slow (before)"] = reference._simulate_slow
     times: dict[str, list[float]] = {name: [] for name in impls}
@@ -89,7 +108,7 @@ def main() -> int:
         table.add_row(name, f"{statistics.median(r):,.0f}", f"{min(r):,.0f} – {max(r):,.0f}",
                       f"{statistics.median(ts):.3f}")
     console.print(table)
-    if len(rates) == 2:
+    if "_simulate_slow (before)" in rates:
         console.print(f"speedup (median over median): "
                       f"{rates['simulate (fast)'] / rates['_simulate_slow (before)']:.1f}x")
     console.print(f"results identical (spikes, membranes, counters, scores, predictions): "

@@ -6,6 +6,7 @@ it follows the spec literally: floor shifts, saturation, then compare and reset.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,17 +95,18 @@ def simulate(net: QNet, spikes_in: np.ndarray,
     out = {l.name: np.zeros((n, t_steps, l.n_out), dtype=np.uint8) for l in net.layers if l.fire}
     widest = max(net.n_in, *(l.n_out for l in net.layers))
     block = max(1, _BLOCK_VALUES // max(1, t_steps * widest))
-    for a in range(0, n, block):
-        b = min(n, a + block)
-        s = np.empty((t_steps, b - a, net.n_in), dtype=dtypes[0])  # time-major: [T, nb, n]
-        np.copyto(s, x[a:b].transpose(1, 0, 2), casting="unsafe")
-        for layer, dt, w in zip(net.layers, dtypes, weights):
-            if s.dtype != dt:
-                s = s.astype(dt)
-            v_blk, s = _layer_all_steps(layer, w, s)
-            v[layer.name][a:b] = v_blk
-            if layer.fire:
-                out[layer.name][a:b] = s.transpose(1, 0, 2)
+    with _blas_threads(n * t_steps * widest):
+        for a in range(0, n, block):
+            b = min(n, a + block)
+            s = np.empty((t_steps, b - a, net.n_in), dtype=dtypes[0])  # time-major [T, nb, n]
+            np.copyto(s, x[a:b].transpose(1, 0, 2), casting="unsafe")
+            for layer, dt, w in zip(net.layers, dtypes, weights):
+                if s.dtype != dt:
+                    s = s.astype(dt)
+                v_blk, s = _layer_all_steps(layer, w, s)
+                v[layer.name][a:b] = v_blk
+                if layer.fire:
+                    out[layer.name][a:b] = s.transpose(1, 0, 2)
     counters = {}
     seen = x  # what the layer's input lines carried, [N, T, n_in]
     for layer in net.layers:
@@ -139,6 +141,24 @@ _EXACT_LIMITS: dict[np.dtype, int] = {np.dtype(np.float32): 1 << 24,
 # The actions _step_bound covers: each leaves 0 <= v < v_before or v unchanged.
 _BOUNDED_AT_SPIKE = frozenset({AtSpike.ZERO, AtSpike.SUBTRACT, AtSpike.KEEP})
 _BLOCK_VALUES = 1 << 22  # samples per block: about this many values of the widest layer
+
+
+# BLAS threads for the products of one call (None: the BLAS's own count). The results do
+# not depend on it (the arithmetic is exact). On the shared 2-core machine one thread ran
+# the Fashion benchmark at 4,526 samples/s (median of 9) against 3,634 with two
+# (docs/BENCHMARKS.md, issue 20), and callers that shard samples over processes want one.
+_BLAS_THREADS: int | None = 1
+_BLAS_LIMIT_FROM = 1 << 20  # values per call below which setting it (about 2 ms) is not worth it
+
+
+def _blas_threads(values: int) -> contextlib.AbstractContextManager:
+    if _BLAS_THREADS is None or values < _BLAS_LIMIT_FROM:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # scikit-learn brings it; without it the BLAS keeps its own count
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=_BLAS_THREADS, user_api="blas")
 
 
 def _step_bound(layer: Layer) -> int:

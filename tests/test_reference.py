@@ -545,3 +545,15 @@ def test_fast_inputs_of_any_form() -> None:
     for xi in (x, x.astype(bool), x.astype(np.float64), x.astype(np.int8), x[0],
                x[:, ::-1, ::-1], x[:, :1], np.concatenate([x, x], axis=1), x[:0], x[:, :0]):
         _both(net, xi)
+
+
+@pytest.mark.parametrize("threads", [1, 2, None])
+def test_fast_blas_threads_change_nothing(monkeypatch, threads) -> None:
+    """The BLAS thread limit (taken for large calls only) leaves results and the setting."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    monkeypatch.setattr(reference, "_BLAS_THREADS", threads)
+    monkeypatch.setattr(reference, "_BLAS_LIMIT_FROM", 0)
+    before = [i["num_threads"] for i in threadpoolctl.threadpool_info()]
+    net = _random_net(np.random.default_rng(9))
+    _both(net, random_spikes(9, net, 40))
+    assert [i["num_threads"] for i in threadpoolctl.threadpool_info()] == before
