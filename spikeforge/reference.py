@@ -144,9 +144,10 @@ _BLOCK_VALUES = 1 << 22  # samples per block: about this many values of the wide
 
 
 # BLAS threads for the products of one call (None: the BLAS's own count). The results do
-# not depend on it (the arithmetic is exact). On the shared 2-core machine one thread ran
-# the Fashion benchmark at 4,526 samples/s (median of 9) against 3,634 with two
-# (docs/BENCHMARKS.md, issue 20), and callers that shard samples over processes want one.
+# not depend on it (the arithmetic is exact). On the shared 2-core machine, busy (load
+# about 2.8), one thread ran the Fashion benchmark faster than two (7,225 against 5,655
+# samples/s); quieter (load 1.3), slower (8,672 against 11,218; docs/BENCHMARKS.md,
+# issue 20). One is the steadier, and callers that shard samples over processes want one.
 _BLAS_THREADS: int | None = 1
 _BLAS_LIMIT_FROM = 1 << 20  # values per call below which setting it (about 2 ms) is not worth it
 
