@@ -2,6 +2,9 @@
 
 Vectorised over a batch of samples. The hardware is checked against this, so
 it follows the spec literally: floor shifts, saturation, then compare and reset.
+:func:`layer_step` is one step as the spec writes it and ``_simulate_slow`` the
+literal loop over it; :func:`simulate` computes the same integers faster (exact
+BLAS products, layer by layer) and is tested equal to it (tests/test_reference.py).
 """
 
 from __future__ import annotations
