@@ -243,6 +243,26 @@ def test_cli_verify_reports_zero_mismatches_and_energy(qnet_and_inputs, tmp_path
     assert "0 mismatching" in capsys.readouterr().out
 
 
+def test_cli_verify_jobs(qnet_and_inputs, tmp_path, capsys):
+    """--jobs shards the samples (fast mode only); the outputs are those of one process."""
+    _needs("icarus")
+    net, qpath, inputs, x = qnet_and_inputs
+    out = tmp_path / "j3"
+    assert main(["verify", str(qpath), "--inputs", str(inputs), "--jobs", "3",
+                 "--out", str(out)]) == 0
+    assert json.loads((out / "mismatches.json").read_text())["mismatches"] == 0
+    assert sorted(p.name for p in (out / "build").glob("results-*.txt")) == [
+        "results-0.txt", "results-1.txt", "results-2.txt"]
+    capsys.readouterr()
+    for extra, words in ((["--jobs", "2", "--mode", "cocotb"], "--mode fast"),
+                         (["--jobs", "0"], "--jobs")):
+        never = tmp_path / "never"
+        assert main(["sim", str(qpath), "--inputs", str(inputs), *extra,
+                     "--out", str(never)]) == 2
+        assert words in capsys.readouterr().err
+        assert not never.exists()
+
+
 @pytest.mark.parametrize("make_bad, field", [
     (lambda x: x[:, :-1], "shape"),
     (lambda x: x.astype(np.float32) * 0.5, "dtype"),
