@@ -395,7 +395,9 @@ def _build(simulator: str, build: Path, sources: list[Path], log, *, trace: bool
         exe = build / "tb.vvp"
         cmd = ["iverilog", "-g2005", "-o", str(exe), "-s", TB_NAME, *map(str, sources)]
     else:
-        obj = build / ("obj_dir_trace" if trace else "obj_dir")
+        # one folder per kind of executable, so that each is reused by its own runs
+        obj = build / ("obj_dir" + ("_trace" if trace else "")
+                       + (f"_threads{threads}" if threads > 1 else ""))
         exe = obj / "Vtb"
         cmd = ["verilator", "--binary", "-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3",
                "--x-assign", "fast", "--x-initial", "fast", "-CFLAGS", "-std=c++20",

@@ -118,6 +118,18 @@ def test_sharded_encoder_run_keeps_each_samples_seed(tmp_path):
     assert not compare(ref2, run.result)
 
 
+def test_build_is_reused_only_for_the_same_sources(tmp_path):
+    """A second run on the same build folder reuses the executable; another net rebuilds."""
+    _needs("icarus")
+    build = tmp_path / "b"
+    for seed, reused in ((2201, False), (2201, True), (2202, False)):
+        net = random_qnet(seed, max_width=8)
+        x = random_spikes(seed, net, 3)
+        run = run_fast(net, x, simulator="icarus", build_dir=build, jobs=2)
+        assert ("reusing" in (build / "build.log").read_text()) == reused
+        assert not run.result.errors and not compare(expected(net, x), run.result)
+
+
 def test_jobs_and_threads_are_checked(tmp_path):
     net = random_qnet(5)
     x = random_spikes(5, net, 2)
