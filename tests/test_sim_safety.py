@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from test_fast_sim import _alive  # one /proc check for both child-process tests
 
 from spikeforge.cli import main
 from spikeforge.qnet import save_qnet
@@ -414,14 +415,6 @@ def test_run_rtl_removes_its_temporary_build_folder(tmp_path, monkeypatch):
 
 
 # ----------------------------------------------------------------------------- child processes
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
